@@ -1,0 +1,97 @@
+"""The append-only audit log, which is also every record's timeline.
+
+Writers add entries inside the caller's transaction (so an entry exists exactly when its change
+does); readers answer the audit list (admins) and a record's timeline (newest first).
+"""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import system_tables as st
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def entry(*, at: datetime, user_id: int | None, action: str, app: str | None = None, entity: str | None = None,
+          record_id: int | None = None, summary: str | None = None, before: Any = None, after: Any = None,
+          details: Any = None) -> dict:
+    return {"at": at, "user_id": user_id, "action": action, "app": app, "entity": entity,
+            "record_id": record_id, "summary": (summary or "")[:500], "before": _dump(before),
+            "after": _dump(after), "details": _dump(details)}
+
+
+def write(conn: Connection, **kw) -> None:
+    conn.execute(st.audit.insert().values(**entry(**kw)))
+
+
+def write_many(conn: Connection, entries: list[dict]) -> None:
+    if entries:
+        conn.execute(st.audit.insert(), entries)
+
+
+def _load(text):
+    return None if text is None else json.loads(text)
+
+
+def _user_names(conn: Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(st.users.c.id, st.users.c.name).where(st.users.c.id.in_(sorted(ids))))
+    return {r.id: r.name for r in rows}
+
+
+def timeline(conn: Connection, app: str, entity: str, record_id: int, *, limit: int = 200,
+             hidden: frozenset[str] = frozenset()) -> list[dict]:
+    rows = conn.execute(sa.select(st.audit).where(st.audit.c.app == app, st.audit.c.entity == entity,
+                                                  st.audit.c.record_id == record_id)
+                        .order_by(st.audit.c.id.desc()).limit(limit)).mappings().all()
+    names = _user_names(conn, {r["user_id"] for r in rows if r["user_id"]})
+    items = []
+    for r in rows:
+        details = _load(r["details"]) or {}
+        before, after = _load(r["before"]), _load(r["after"])
+        if hidden:
+            before = _strip(before, hidden)
+            after = _strip(after, hidden)
+            details = _strip(details, hidden)
+            if isinstance(details, dict) and isinstance(details.get("changes"), dict):
+                details["changes"] = _strip(details["changes"], hidden)
+        if before is not None or after is not None:
+            details = {**(details if isinstance(details, dict) else {"value": details}),
+                       "before": before, "after": after}
+        items.append({"at": r["at"].isoformat(), "by": names.get(r["user_id"]), "by_id": r["user_id"],
+                      "kind": r["action"], "summary": r["summary"], "details": details})
+    return items
+
+
+def _strip(obj, hidden):
+    if isinstance(obj, dict):
+        return {k: v for k, v in obj.items() if k not in hidden}
+    return obj
+
+
+def query(conn: Connection, *, app: str | None = None, entity: str | None = None, record: int | None = None,
+          user: int | None = None, since: datetime | None = None, action: str | None = None,
+          limit: int = 100, before_id: int | None = None) -> list[dict]:
+    q = sa.select(st.audit)
+    for col, val in ((st.audit.c.app, app), (st.audit.c.entity, entity), (st.audit.c.record_id, record),
+                     (st.audit.c.user_id, user), (st.audit.c.action, action)):
+        if val is not None:
+            q = q.where(col == val)
+    if since is not None:
+        q = q.where(st.audit.c.at >= since)
+    if before_id is not None:
+        q = q.where(st.audit.c.id < before_id)
+    rows = conn.execute(q.order_by(st.audit.c.id.desc()).limit(limit)).mappings().all()
+    names = _user_names(conn, {r["user_id"] for r in rows if r["user_id"]})
+    return [{"id": r["id"], "at": r["at"].astimezone(UTC).isoformat(), "user": names.get(r["user_id"]),
+             "user_id": r["user_id"], "action": r["action"], "app": r["app"], "entity": r["entity"],
+             "record": r["record_id"], "summary": r["summary"], "before": _load(r["before"]),
+             "after": _load(r["after"]), "details": _load(r["details"])} for r in rows]
