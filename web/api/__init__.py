@@ -5,4 +5,5 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import apps, openapi, people, records  # noqa: E402,F401  (routes register on import)
+# routes register on import; one module per area
+from . import apps, data, flows, openapi, packs, people, records, reports, simulate  # noqa: E402,F401

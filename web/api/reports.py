@@ -1,0 +1,4 @@
+"""REST: reports (filled in by its issue)."""
+from __future__ import annotations
+
+from . import bp  # noqa: F401
