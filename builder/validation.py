@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import keyword
-from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -286,8 +285,62 @@ def _check_permissions(errors: Errors, app: App) -> None:
                     errors.append({"location": f"{loc}.{attr}[{j}]", "message": f"unknown field {key!r} / 字段不存在"})
 
 
-# Validators of the other spec kinds plug in here: (section name, function(app) -> Errors).
-EXTRA_VALIDATORS: list[Callable[[App], Errors]] = []
+def engine_errors(app: App) -> Errors:
+    """Rules, flows, calendars, reports and dashboards, checked by their engines."""
+    from engines import calendars as cal
+    from engines import flows as fl
+    from engines import rules as ru
+
+    errors: Errors = []
+    entities = {e.key: e for e in app.entities}
+    envs: dict[str, dict] = {}
+
+    def env_for(key: str) -> dict:
+        if key not in envs:
+            envs[key] = field_env(app, entities[key])
+        return envs[key]
+
+    errors.extend(ru.validate_rules(app.rules, entities, env_for))
+    cal_keys = set()
+    for i, spec in enumerate(app.calendars):
+        cal_keys.add(spec.get("key"))
+        errors.extend({"location": f"calendars[{i}]", "message": m} for m in cal.validate_spec(spec))
+    seen_flows: set = set()
+    for i, spec in enumerate(app.flows):
+        entity = entities.get(spec.get("entity")) if isinstance(spec, dict) else None
+        if entity is None:
+            errors.append({"location": f"flows[{i}].entity", "message": f"unknown entity {spec.get('entity')!r} / 实体不存在"})
+            continue
+        if spec.get("entity") in seen_flows:
+            errors.append({"location": f"flows[{i}].entity", "message": "an entity has at most one flow / 每个实体最多一个流程"})
+        seen_flows.add(spec.get("entity"))
+        sf = entity.field(spec.get("state_field") or "")
+        if sf is None or sf.type != "select":
+            errors.append({"location": f"flows[{i}].state_field", "message": "the state field must be a select field of the entity / 状态字段必须是单选字段"})
+        else:
+            missing = [s.get("key") for s in spec.get("states") or [] if isinstance(s, dict) and s.get("key") not in sf.option_values]
+            if missing:
+                errors.append({"location": f"flows[{i}].states", "message": f"states {', '.join(map(str, missing))} are not options of {sf.key} / 状态不是字段选项"})
+        for item in fl.validate_flow(spec, env_for(entity.key), cal_keys):
+            if item.get("level", "error") == "error":
+                errors.append({**{k: v for k, v in item.items() if k != "level"},
+                               "location": f"flows[{i}].{item['location']}".rstrip(".")})
+    try:
+        from engines import reports as rp
+    except ImportError:
+        rp = None
+    if rp is not None:
+        for i, spec in enumerate(app.reports):
+            for item in rp.validate_report(app, spec):
+                loc = item.get("location") or ""
+                errors.append({**item, "location": loc if loc.startswith("reports[") else f"reports[{i}].{loc}".rstrip(".")})
+        report_keys = {r.get("key") for r in app.reports}
+        for i, dash in enumerate(app.dashboards):
+            for j, w in enumerate(dash.get("widgets") or []):
+                if not isinstance(w, dict) or w.get("report") not in report_keys:
+                    errors.append({"location": f"dashboards[{i}].widgets[{j}].report",
+                                   "message": f"unknown report {w.get('report') if isinstance(w, dict) else w!r} / 报表不存在"})
+    return errors
 
 
 def semantic_errors(doc: dict) -> Errors:
@@ -336,8 +389,7 @@ def semantic_errors(doc: dict) -> Errors:
         _formula_cycles(errors, entity, f"entities[{i}]")
     _check_forms(errors, app)
     _check_permissions(errors, app)
-    for validator in EXTRA_VALIDATORS:
-        errors.extend(validator(app))
+    errors.extend(engine_errors(app))
     return errors
 
 

@@ -10,5 +10,7 @@ from .records import RecordHooks
 
 
 def default_hooks(catalog: Catalog) -> list[RecordHooks]:
-    hooks: list[RecordHooks] = []
+    from .rules_hook import RulesHook
+
+    hooks: list[RecordHooks] = [RulesHook(catalog)]
     return hooks

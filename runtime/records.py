@@ -55,6 +55,12 @@ class RecordCall:
 class RecordHooks:
     """What an engine may do inside the record pipeline. Every method is optional."""
 
+    svc: RecordsService | None = None
+
+    def bind(self, svc: RecordsService) -> None:
+        """Called once by the service that runs this hook."""
+        self.svc = svc
+
     def state_field(self, capp: CompiledApp, entity_key: str) -> str | None:
         return None
 
@@ -73,6 +79,8 @@ class RecordsService:
     def __init__(self, catalog: Catalog, hooks: list[RecordHooks] | None = None):
         self.catalog = catalog
         self.hooks = list(hooks or [])
+        for hook in self.hooks:
+            hook.bind(self)
 
     # ------------------------------------------------------------------ helpers
     def app(self, ctx: Context, app_key: str) -> CompiledApp:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 
 from . import ir
 from . import values as V
@@ -107,6 +107,9 @@ class SqlCompiler:
             return sa.literal(value, sa.String())
         self.refuse("a list or duration value" if isinstance(value, (list, timedelta)) else "this value", node)
 
+    def is_null(self, node: ir.Node) -> bool:
+        return not node.has_fields and self.folded(node) is None
+
     def operand(self, node: ir.Node, other: ir.Node | None = None) -> ColumnElement:
         """A side of a comparison; a constant side is typed like the other (column) side."""
         if node.has_fields:
@@ -136,9 +139,13 @@ class SqlCompiler:
         self.refuse("a list", node)
 
     def cond_value(self, node: ir.Node) -> ColumnElement:
-        """A condition as a true/false value that is never NULL."""
+        """A condition as a true/false value that is never NULL.
+
+        Always parenthesised: on SQLite ``NOT x`` renders as ``x = 0``, and SQLAlchemy would
+        otherwise emit ``b IS x = 0``, which SQLite reads as ``(b IS x) = 0``.
+        """
         clause, nullable = self.cond(node)
-        return sa.func.coalesce(clause, sa.false()) if nullable else clause
+        return Grouping(sa.func.coalesce(clause, sa.false()) if nullable else clause)
 
     # -- conditions -----------------------------------------------------------------------------
     def cond(self, node: ir.Node) -> tuple[ColumnElement, bool]:
@@ -177,9 +184,11 @@ class SqlCompiler:
             return shifted
         if {a.type, b.type} == {DATE, DATETIME}:
             return self.date_vs_datetime(op, a, b)
+        a_null, b_null = self.is_null(a), self.is_null(b)
+        if op not in ("==", "!=") and (a_null or b_null):
+            return sa.false(), False                   # ordering with blank is false
         x, y = self.operand(a, b), self.operand(b, a)
         if op in ("==", "!="):
-            a_null, b_null = _is_null_const(a), _is_null_const(b)
             if a_null or b_null:
                 side = y if a_null else x
                 return (side.is_(None) if op == "==" else side.is_not(None)), False
@@ -272,11 +281,10 @@ class SqlCompiler:
                 return sa.false(), False
             if a.type == DATETIME:
                 items = [V.start_of_day(i, self.ctx.tz) if not isinstance(i, datetime) else i for i in items]
-            if is_decimal(x):
-                items = [V.to_decimal(i) if isinstance(i, float) else i for i in items]
-            return x.in_(items), True
+            # each item bound with its own type: an Integer-typed 2.5 would become 3 on PostgreSQL
+            return x.in_([self.literal(i, b, against=x) for i in items]), True
         # blank items never match: x = NULL is NULL, i.e. false
-        return sa.or_(*(self.pair("==", a, i)[0] if not _is_null_const(i) else sa.false() for i in b.items)), True
+        return sa.or_(*(self.pair("==", a, i)[0] if not self.is_null(i) else sa.false() for i in b.items)), True
 
     # -- arithmetic -----------------------------------------------------------------------------
     def chain(self, node: ir.Chain) -> ColumnElement:
@@ -296,6 +304,13 @@ class SqlCompiler:
             return sa.null()
         if ANY in (lt, rt):
             self.refuse("arithmetic on a field of unknown type", s.node)
+        if lt == DATE and rt == DURATION and s.type == DATE and not s.node.has_fields:
+            days = V.whole_days(self.folded(s.node)) * (1 if op == "+" else -1)
+            if self.pg:
+                return acc + sa.literal(days, sa.Integer())
+            return sa.type_coerce(sa.func.date(acc, f"{days:+d} days"), sa.Date())
+        if DURATION in (lt, rt):
+            self.refuse(f"'{op}' with a duration here", s.node)
         right = self.operand(s.node, left_node if isinstance(left_node, ir.Field) else None)
         if lt == NUMBER and rt == NUMBER:
             if op in ("+", "-", "*"):
@@ -309,11 +324,6 @@ class SqlCompiler:
             self.refuse(f"'{op}' here" if op == "**" else "'%' on non-whole numbers", s.node)
         if lt == DATE and rt == DATE and op == "-":
             return self.days_between(acc, right)
-        if lt == DATE and rt == DURATION and s.type == DATE and not s.node.has_fields:
-            days = V.whole_days(self.folded(s.node)) * (1 if op == "+" else -1)
-            if self.pg:
-                return acc + sa.literal(days, sa.Integer())
-            return sa.type_coerce(sa.func.date(acc, f"{days:+d} days"), sa.Date())
         self.refuse(f"'{op}' on {lt} and {rt}", s.node)
 
     def integral(self, expr) -> bool:
@@ -324,10 +334,6 @@ class SqlCompiler:
         if self.pg:
             return later - earlier
         return sa.cast(sa.func.julianday(later) - sa.func.julianday(earlier), sa.Integer())
-
-
-def _is_null_const(node: ir.Node) -> bool:
-    return isinstance(node, ir.Const) and node.value is None
 
 
 def _const(value, kind: str, pos: int) -> ir.Const:

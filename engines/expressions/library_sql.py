@@ -178,7 +178,7 @@ def extreme(comp: SqlCompiler, node: ir.Call) -> ColumnElement:
         return (sa.func.least if node.name == "MIN" else sa.func.greatest)(*vals)
     # SQLite's min()/max() give NULL if any argument is NULL; replace each blank by another
     # argument so blanks are ignored as in Python (all blank -> NULL).
-    filled = [sa.func.coalesce(v, *(w for w in vals if w is not v)) for v in vals]
+    filled = [sa.func.coalesce(v, *(w for j, w in enumerate(vals) if j != i)) for i, v in enumerate(vals)]
     return (sa.func.min if node.name == "MIN" else sa.func.max)(*filled)
 
 

@@ -102,7 +102,7 @@ def _check_shape(root: ast.expr, src: Source) -> None:
     stack: list[tuple[ast.AST, int]] = [(root, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH and not isinstance(node, (ast.Constant, ast.Name)):   # leaves do not nest
             raise src.error(f"expression is nested too deeply (more than {MAX_DEPTH} levels) / "
                             f"表达式嵌套超过 {MAX_DEPTH} 层", node)
         children = _check_node(node, src)

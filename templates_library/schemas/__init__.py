@@ -1,0 +1,1 @@
+"""JSON Schemas of the pack format, loaded with importlib.resources (data only, no code)."""
