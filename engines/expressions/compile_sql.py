@@ -121,8 +121,11 @@ class SqlCompiler:
     def value(self, node: ir.Node) -> ColumnElement:
         if not node.has_fields:
             return self.literal(self.folded(node), node)
+        if node.type == DURATION:
+            self.refuse("a duration computed from fields", node)
         if isinstance(node, ir.Field):
             return self.resolve(node.path)
+        self.check_known_types(node)
         if node.type == BOOL and not isinstance(node, (ir.IfExp,)) and not (
                 isinstance(node, ir.Call) and node.name in ("IF", "COALESCE", "prev")):
             return self.cond_value(node)
@@ -137,6 +140,13 @@ class SqlCompiler:
             from .library_sql import call_value
             return call_value(self, node)
         self.refuse("a list", node)
+
+    def check_known_types(self, node: ir.Node) -> None:
+        """Operators and functions need to know what SQL they apply to."""
+        if isinstance(node, ir.Call) and node.name in ("ISBLANK", "COALESCE", "IF"):
+            return
+        if isinstance(node, (ir.Unary, ir.Call)) and any(c.type == ANY for c in node.children()):
+            self.refuse("a field of unknown type in this operation", node)
 
     def cond_value(self, node: ir.Node) -> ColumnElement:
         """A condition as a true/false value that is never NULL.
@@ -173,6 +183,7 @@ class SqlCompiler:
                            else_=self.cond_value(node.orelse)), False
         if isinstance(node, ir.Call):
             from .library_sql import call_cond
+            self.check_known_types(node)
             return call_cond(self, node)
         self.refuse("this condition", node)
 

@@ -24,8 +24,8 @@ from .fields import MAX_HOPS, SYSTEM_FIELD_TYPES, entity_field, resolve_path, va
 DEFAULT_TZ = "Asia/Shanghai"
 
 # value_kind -> the expression language's type names (engines.expressions.types).
-_KIND_TO_TYPE = MappingProxyType({"number": "number", "integer": "number", "ref": "number", "text": "text", "bool": "bool",
-                 "date": "date", "datetime": "datetime", "list": "list"})
+_KIND_TO_TYPE = MappingProxyType({"number": "number", "integer": "number", "ref": "number", "text": "text",
+                                  "bool": "bool", "date": "date", "datetime": "datetime", "list": "list"})
 
 
 def _ex():
