@@ -12,11 +12,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from engines import expressions as ex
 from engines.model import App, Field
 
 from .fields import MAX_HOPS, SYSTEM_FIELD_TYPES, entity_field, resolve_path, value_kind
@@ -28,15 +29,8 @@ _KIND_TO_TYPE = MappingProxyType({"number": "number", "integer": "number", "ref"
                                   "bool": "bool", "date": "date", "datetime": "datetime", "list": "list"})
 
 
-def _ex():
-    from engines import expressions  # imported late: the language is a sibling engine
-
-    return expressions
-
-
 def expression_env(app: App, entity_key: str, _depth: int = 0) -> dict[str, Any]:
     """Field key -> FieldSig for ``entity_key``; a lookup's sig carries its target's environment."""
-    ex = _ex()
     entity = app.entity(entity_key)
     env: dict[str, Any] = {}
     if entity is None:
@@ -61,6 +55,13 @@ def _stand_in_type(f: Field) -> sa.types.TypeEngine:
             "datetime": sa.DateTime(), "list": sa.Text()}.get(kind, sa.String())
 
 
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or DEFAULT_TZ)
+    except (ValueError, ZoneInfoNotFoundError):   # the app's own validation reports a bad zone
+        return ZoneInfo(DEFAULT_TZ)
+
+
 def check_filter(app: App, entity_key: str, text: Any) -> tuple[str, int | None] | None:
     """None when ``text`` is a valid boolean filter on the entity, else (message, position).
 
@@ -69,14 +70,13 @@ def check_filter(app: App, entity_key: str, text: Any) -> tuple[str, int | None]
     """
     if not isinstance(text, str) or not text.strip():
         return ("a filter must be a non-empty expression / 筛选条件必须是表达式", None)
-    ex = _ex()
 
     def stand_in(path: str) -> ColumnElement:
         return sa.column(path.replace(".", "__"), _stand_in_type(resolve_path(app, entity_key, path).field))
 
     try:
         compiled = ex.compile_expression(text, expression_env(app, entity_key), expect=ex.BOOL)
-        ctx = ex.EvalContext(now=datetime.now(UTC), tz=ZoneInfo(app.timezone or DEFAULT_TZ))
+        ctx = ex.EvalContext(now=datetime.now(UTC), tz=_zone(app.timezone))
         compiled.to_sql(stand_in, ctx, "postgresql")
     except ex.ExpressionError as exc:
         return (getattr(exc, "message", None) or str(exc), getattr(exc, "position", None))
@@ -86,6 +86,5 @@ def check_filter(app: App, entity_key: str, text: Any) -> tuple[str, int | None]
 def filter_clause(app: App, entity_key: str, text: str, resolve: Callable[[Any], ColumnElement], *,
                   now: datetime, tz: tzinfo, dialect: str) -> ColumnElement:
     """The SQL clause of a (valid) filter; ``resolve`` maps a path to a column of the query."""
-    ex = _ex()
     compiled = ex.compile_expression(text, expression_env(app, entity_key), expect=ex.BOOL)
     return compiled.to_sql(resolve, ex.EvalContext(now=now, tz=tz), dialect)

@@ -144,3 +144,9 @@ def test_messages_are_bilingual():
 
 def test_not_a_dict():
     assert validate_report(APP, ["entity"])[0]["location"] == ""
+
+
+def test_a_filter_that_cannot_run_in_sql_is_refused_at_save_time():
+    found = validate_report(APP, {"entity": "order", "filter": "status != 'lost' and due_on == ordered_at"})
+    assert [(p["location"], p["position"]) for p in found] == [("filter", 21)]
+    assert "SQL" in found[0]["message"]
