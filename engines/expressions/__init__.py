@@ -10,7 +10,18 @@ semantics), ``compile_py`` + ``library_py`` (Python back end), ``compile_sql`` +
 from .compiled import Compiled, ExpressionCache, compile_expression
 from .functions import FUNCTIONS
 from .types import (
-    ANY, BOOL, DATE, DATETIME, DURATION, LIST, NULL, NUMBER, TEXT, EvalContext, EvalError, ExpressionError,
+    ANY,
+    BOOL,
+    DATE,
+    DATETIME,
+    DURATION,
+    LIST,
+    NULL,
+    NUMBER,
+    TEXT,
+    EvalContext,
+    EvalError,
+    ExpressionError,
     FieldSig,
 )
 

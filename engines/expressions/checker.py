@@ -10,18 +10,34 @@ from __future__ import annotations
 import ast
 import difflib
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from . import ir
 from .functions import PREV_FUNCTIONS, SPECS, check_option, elem_type
 from .parser import ALLOWED_BINOPS, FAMILY, Source
 from .types import (
-    ANY, BOOL, DATE, DATES, DATETIME, DURATION, LIST, NULL, NUMBER, TEXT, ExpressionError, FieldSig,
-    equatable, orderable, type_name, type_name_zh, unify,
+    ANY,
+    BOOL,
+    DATE,
+    DATES,
+    DATETIME,
+    DURATION,
+    LIST,
+    NULL,
+    NUMBER,
+    TEXT,
+    ExpressionError,
+    FieldSig,
+    equatable,
+    orderable,
+    type_name,
+    type_name_zh,
+    unify,
 )
 
-CONSTANT_NAMES = {"true": (True, BOOL), "false": (False, BOOL), "null": (None, NULL)}
-COMPARE_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-               ast.In: "in", ast.NotIn: "not in"}
+CONSTANT_NAMES = MappingProxyType({"true": (True, BOOL), "false": (False, BOOL), "null": (None, NULL)})
+COMPARE_OPS = MappingProxyType({ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+               ast.In: "in", ast.NotIn: "not in"})
 
 
 def _did_you_mean(word: str, candidates) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -18,12 +18,23 @@ from . import ir
 from . import values as V
 from .library_py import BUILDERS, build_call
 from .types import (
-    ANY, BOOL, DATE, DATES, DATETIME, DURATION, NULL, NUMBER, TEXT, EvalContext, EvalError, ExpressionError,
+    ANY,
+    BOOL,
+    DATE,
+    DATES,
+    DATETIME,
+    DURATION,
+    NULL,
+    NUMBER,
+    TEXT,
+    EvalContext,
+    EvalError,
+    ExpressionError,
 )
 
 Fn = Callable[..., object]
-ORDER_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-NUMBER_OPS = {"+": V.add, "-": V.sub, "*": V.mul, "/": V.div, "%": V.mod, "**": V.power}
+ORDER_OPS = MappingProxyType({"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge})
+NUMBER_OPS = MappingProxyType({"+": V.add, "-": V.sub, "*": V.mul, "/": V.div, "%": V.mod, "**": V.power})
 
 
 def compile_py(root: ir.Node, expect: str | None) -> Fn:
@@ -55,7 +66,7 @@ def compile_node(node: ir.Node) -> Fn:
 
 def fold(fn: Fn, node: ir.Node):
     """Evaluate a constant sub-tree once; a failure is the formula's fault, so a save-time error."""
-    ctx = EvalContext(now=datetime(2000, 1, 1, tzinfo=timezone.utc), tz=timezone.utc)
+    ctx = EvalContext(now=datetime(2000, 1, 1, tzinfo=UTC), tz=UTC)
     try:
         return fn({}, ctx)
     except EvalError as exc:

@@ -10,8 +10,11 @@ live in ``library_sql``.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement, Grouping
@@ -20,11 +23,24 @@ from . import ir
 from . import values as V
 from .compile_py import compile_node
 from .types import (
-    ANY, BOOL, DATE, DATETIME, DURATION, LIST, NULL, NUMBER, TEXT, EvalContext, EvalError, ExpressionError,
+    ANY,
+    BOOL,
+    DATE,
+    DATETIME,
+    DURATION,
+    LIST,
+    NULL,
+    NUMBER,
+    TEXT,
+    EvalContext,
+    EvalError,
+    ExpressionError,
 )
 
 MAX_SQL_DEPTH = 120        # SQLAlchemy's compiler recurses once per nested operator
-FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+FLIP = MappingProxyType({"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="})
+ORDER = MappingProxyType({"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge})
+ARITHMETIC = MappingProxyType({"+": operator.add, "-": operator.sub, "*": operator.mul})
 
 
 def to_sql(root: ir.Node, resolve: Callable[[str], ColumnElement], ctx: EvalContext, dialect: str,
@@ -92,7 +108,7 @@ class SqlCompiler:
         if isinstance(value, datetime):
             if against is not None and is_datetime(against):
                 return sa.literal(value, type_=against.type)        # the column's type stores it
-            return sa.literal(value.astimezone(V.UTC).replace(tzinfo=None), sa.DateTime())
+            return sa.literal(value.astimezone(UTC).replace(tzinfo=None), sa.DateTime())
         if isinstance(value, date):
             return sa.literal(value, sa.Date())
         if isinstance(value, float):
@@ -101,7 +117,7 @@ class SqlCompiler:
             return sa.literal(value, sa.Float())
         if isinstance(value, int):
             return sa.literal(value, sa.BigInteger())
-        if isinstance(value, V.Decimal):
+        if isinstance(value, Decimal):
             return sa.literal(value, sa.Numeric())
         if isinstance(value, str):
             return sa.literal(value, sa.String())
@@ -163,7 +179,7 @@ class SqlCompiler:
         if not node.has_fields:
             return (sa.true() if self.folded(node) else sa.false()), False
         if isinstance(node, ir.Field):
-            if node.type not in (BOOL, ANY):
+            if node.type != BOOL:
                 self.refuse(f"'{node.path}' as a condition", node)
             return self.value(node).is_(sa.true()), False
         if isinstance(node, ir.Unary):               # not
@@ -212,7 +228,7 @@ class SqlCompiler:
             # Python orders text by code point; PostgreSQL by the database collation unless told
             x = sa.collate(x, "C") if a.has_fields else x
             y = sa.collate(y, "C") if b.has_fields and not a.has_fields else y
-        return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op], True
+        return ORDER[op](x, y), True
 
     def date_vs_datetime(self, op: str, a: ir.Node, b: ir.Node) -> tuple[ColumnElement, bool]:
         """A date compared with a date-time means the start of that day in the app's time zone."""
@@ -325,7 +341,7 @@ class SqlCompiler:
         right = self.operand(s.node, left_node if isinstance(left_node, ir.Field) else None)
         if lt == NUMBER and rt == NUMBER:
             if op in ("+", "-", "*"):
-                return {"+": acc + right, "-": acc - right, "*": acc * right}[op]
+                return ARITHMETIC[op](acc, right)
             if op == "/":
                 num = sa.Numeric() if self.pg and (is_decimal(acc) or is_decimal(right)) else sa.Float()
                 return sa.cast(acc, num) / sa.type_coerce(sa.func.nullif(sa.cast(right, num), 0), num)

@@ -13,7 +13,20 @@ from types import MappingProxyType
 
 from .ir import Const, Field, ListLit, Node
 from .types import (
-    ANY, BOOL, DATE, DATES, DATETIME, DURATION, LIST, NULL, NUMBER, ORDERED, TEXT, equatable, type_name, unify,
+    ANY,
+    BOOL,
+    DATE,
+    DATES,
+    DATETIME,
+    DURATION,
+    LIST,
+    NULL,
+    NUMBER,
+    ORDERED,
+    TEXT,
+    equatable,
+    type_name,
+    unify,
 )
 
 Fail = Callable[[str, int], None]   # raises ExpressionError(message, position)
@@ -194,7 +207,7 @@ def _changed(f, args, pos, fail):
     return BOOL, False
 
 
-_SPECS = [
+_SPECS = (
     Spec("IF", "IF(condition, a, b) — a when the condition is true, else b / 条件为真取 a，否则取 b", 3, 3, _if),
     Spec("AND", "AND(c1, c2, ...) — true when every condition is true / 所有条件都为真时为真", 1, None, _bools),
     Spec("OR", "OR(c1, c2, ...) — true when any condition is true / 任一条件为真时为真", 1, None, _bools),
@@ -230,7 +243,7 @@ _SPECS = [
          1, 1, _prev),
     Spec("changed", "changed(field) — true when this create/update changes the field (update rules only) / "
          "字段在本次保存中是否变化", 1, 1, _changed),
-]
+)
 
 SPECS: MappingProxyType[str, Spec] = MappingProxyType({s.name: s for s in _SPECS})
 FUNCTIONS: MappingProxyType[str, str] = MappingProxyType({s.name: s.doc for s in _SPECS})

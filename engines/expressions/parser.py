@@ -8,14 +8,15 @@ positions. It knows nothing about fields, functions or types (see ``checker``).
 from __future__ import annotations
 
 import ast
+from types import MappingProxyType
 
 from .types import MAX_DEPTH, MAX_EXPONENT, MAX_LENGTH, MAX_LITERAL, ExpressionError
 
-ALLOWED_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%", ast.Pow: "**"}
+ALLOWED_BINOPS = MappingProxyType({ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%", ast.Pow: "**"})
 # Left-associative operators of one precedence level form a flat chain (a + b - c) that counts as
 # one level of nesting and is compiled without recursion.
-FAMILY = {ast.Add: "add", ast.Sub: "add", ast.Mult: "mul", ast.Div: "mul", ast.Mod: "mul", ast.Pow: "pow"}
-REFUSED_BINOPS = {
+FAMILY = MappingProxyType({ast.Add: "add", ast.Sub: "add", ast.Mult: "mul", ast.Div: "mul", ast.Mod: "mul", ast.Pow: "pow"})
+REFUSED_BINOPS = MappingProxyType({
     ast.FloorDiv: "'//' is not supported: use ROUND(a / b) / 不支持 '//'，请用 ROUND(a / b)",
     ast.MatMult: "'@' is not supported / 不支持 '@'",
     ast.BitAnd: "'&' is not supported: use 'and' / 不支持 '&'，请用 and",
@@ -23,15 +24,15 @@ REFUSED_BINOPS = {
     ast.BitXor: "'^' is not supported: use '**' for powers / 不支持 '^'，乘方请用 '**'",
     ast.LShift: "'<<' is not supported / 不支持 '<<'",
     ast.RShift: "'>>' is not supported / 不支持 '>>'",
-}
-FORBIDDEN = {
+})
+FORBIDDEN = MappingProxyType({
     ast.Lambda: "lambda", ast.ListComp: "a list comprehension", ast.SetComp: "a set comprehension",
     ast.DictComp: "a dict comprehension", ast.GeneratorExp: "a generator expression",
     ast.NamedExpr: "':=' (assignment)", ast.JoinedStr: "an f-string", ast.FormattedValue: "an f-string",
     ast.Subscript: "indexing or slicing (x[...])", ast.Slice: "a slice", ast.Starred: "'*' unpacking",
     ast.Dict: "a dict literal", ast.Set: "a set literal", ast.Tuple: "a tuple (write a list: [a, b])",
     ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
-}
+})
 
 
 class Source:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,14 +28,14 @@ MAX_EXPONENT = 100           # largest |exponent| of **
 MAX_NUMBER = 1e100           # largest result of **
 MAX_TEXT = 100_000           # longest text result
 
-TYPE_NAMES = {
+TYPE_NAMES = MappingProxyType({
     NUMBER: "number", TEXT: "text", BOOL: "true/false", DATE: "date", DATETIME: "date-time", LIST: "list",
     DURATION: "duration", ANY: "any value", NULL: "blank",
-}
-TYPE_NAMES_ZH = {
+})
+TYPE_NAMES_ZH = MappingProxyType({
     NUMBER: "数字", TEXT: "文本", BOOL: "布尔值", DATE: "日期", DATETIME: "日期时间", LIST: "列表",
     DURATION: "时长", ANY: "任意值", NULL: "空值",
-}
+})
 ORDERED = frozenset({NUMBER, TEXT, DATE, DATETIME, DURATION})
 DATES = frozenset({DATE, DATETIME})
 
@@ -49,10 +50,6 @@ class FieldSig:
     type: str
     target: Mapping[str, FieldSig] | None = None
     options: tuple[str, ...] | None = None
-
-    def __post_init__(self):
-        if self.type not in TYPES:
-            raise ValueError(f"unknown expression type {self.type!r}")
 
 
 @dataclass
@@ -72,11 +69,6 @@ class ExpressionError(DefinitionError):
         self.position = position
         self.expression = expression
         super().__init__(message, [{"location": location, "position": position, "message": message}])
-
-    def __str__(self) -> str:
-        if self.position is None:
-            return self.message
-        return f"{self.message} (at position {self.position})"
 
 
 class EvalError(JimuError):

@@ -8,12 +8,11 @@ state and knows nothing about syntax or SQL.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from .types import MAX_EXPONENT, MAX_NUMBER, MAX_TEXT, EvalError
 
-UTC = timezone.utc
 ONE_DAY = timedelta(days=1)
 
 

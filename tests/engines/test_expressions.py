@@ -10,8 +10,23 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engines.expressions import (
-    ANY, BOOL, DATE, DATETIME, DURATION, FUNCTIONS, LIST, NULL, NUMBER, TEXT, Compiled, EvalContext, EvalError,
-    ExpressionCache, ExpressionError, FieldSig, compile_expression,
+    ANY,
+    BOOL,
+    DATE,
+    DATETIME,
+    DURATION,
+    FUNCTIONS,
+    LIST,
+    NULL,
+    NUMBER,
+    TEXT,
+    Compiled,
+    EvalContext,
+    EvalError,
+    ExpressionCache,
+    ExpressionError,
+    FieldSig,
+    compile_expression,
 )
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -17,7 +17,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeDecorator
 
 from engines.expressions import (
-    BOOL, DATE, DATETIME, LIST, NUMBER, TEXT, EvalContext, ExpressionError, FieldSig, compile_expression,
+    BOOL,
+    DATE,
+    DATETIME,
+    LIST,
+    NUMBER,
+    TEXT,
+    EvalContext,
+    ExpressionError,
+    FieldSig,
+    compile_expression,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
