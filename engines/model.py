@@ -7,6 +7,7 @@ shapes and small lookups on them; validation of the documents lives in ``builder
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 SYSTEM_FIELDS = ("id", "created_at", "created_by", "updated_at", "updated_by", "owner", "_version")
@@ -105,13 +106,11 @@ class Entity:
                    assignee_fields=list(raw.get("assignee_fields") or []), raw=raw)
 
     def field(self, key: str) -> Field | None:
-        for f in self.fields:
-            if f.key == key:
-                return f
-        return None
+        return self.field_map.get(key)
 
-    @property
+    @cached_property
     def field_map(self) -> dict[str, Field]:
+        # metadata objects are never mutated after they are built from a document
         return {f.key: f for f in self.fields}
 
 

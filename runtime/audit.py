@@ -57,24 +57,60 @@ def timeline(conn: Connection, app: str, entity: str, record_id: int, *, limit: 
     for r in rows:
         details = _load(r["details"]) or {}
         before, after = _load(r["before"]), _load(r["after"])
+        summary = r["summary"]
         if hidden:
             before = _strip(before, hidden)
             after = _strip(after, hidden)
             details = _strip(details, hidden)
-            if isinstance(details, dict) and isinstance(details.get("changes"), dict):
-                details["changes"] = _strip(details["changes"], hidden)
+            summary = _strip_summary(summary, hidden)
         if before is not None or after is not None:
             details = {**(details if isinstance(details, dict) else {"value": details}),
                        "before": before, "after": after}
         items.append({"at": r["at"].isoformat(), "by": names.get(r["user_id"]), "by_id": r["user_id"],
-                      "kind": r["action"], "summary": r["summary"], "details": details})
+                      "kind": r["action"], "summary": summary, "details": details})
     return items
 
 
+_DROP = object()
+
+
+def _is_hidden(name: str, hidden) -> bool:
+    return name in hidden or name.split(".", 1)[0] in hidden
+
+
 def _strip(obj, hidden):
+    """``obj`` without what names a hidden field, at any depth: its keys (values, rule inputs) and
+    the rule traces that compute or check it."""
+    out = _scrub(obj, hidden)
+    return None if out is _DROP else out
+
+
+def _scrub(obj, hidden):
     if isinstance(obj, dict):
-        return {k: v for k, v in obj.items() if k not in hidden}
+        if any(isinstance(obj.get(k), str) and _is_hidden(obj[k], hidden) for k in ("target", "field")):
+            return _DROP
+        out = {}
+        for k, v in obj.items():
+            if isinstance(k, str) and _is_hidden(k, hidden):
+                continue
+            v = _scrub(v, hidden)
+            if v is not _DROP:
+                out[k] = v
+        return out
+    if isinstance(obj, list):
+        return [x for x in (_scrub(v, hidden) for v in obj) if x is not _DROP]
     return obj
+
+
+def _strip_summary(summary: str | None, hidden) -> str | None:
+    """"changed a, b" without the hidden names."""
+    if not summary or not summary.startswith("changed "):
+        return summary
+    names = summary[len("changed "):].split(", ")
+    if not any(_is_hidden(n, hidden) for n in names):
+        return summary
+    kept = [n for n in names if not _is_hidden(n, hidden)]
+    return "changed " + (", ".join(kept) if kept else "fields you cannot see / 不可见字段")
 
 
 def query(conn: Connection, *, app: str | None = None, entity: str | None = None, record: int | None = None,

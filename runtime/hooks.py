@@ -10,7 +10,8 @@ from .records import RecordHooks
 
 
 def default_hooks(catalog: Catalog) -> list[RecordHooks]:
+    from .flows_runtime import FlowHook
     from .rules_hook import RulesHook
 
-    hooks: list[RecordHooks] = [RulesHook(catalog)]
+    hooks: list[RecordHooks] = [RulesHook(catalog), FlowHook(catalog)]
     return hooks

@@ -20,6 +20,7 @@ from . import audit
 from . import system_tables as st
 from .catalog import Catalog
 from .context import Context
+from .permissions import guard_permission_change
 from .schema_sync import apply_plan, describe, load_physical, load_retired, plan_schema_change, summarise
 
 
@@ -70,6 +71,8 @@ def publish(ctx: Context, catalog: Catalog, app_key: str, *, message: str | None
     if doc is None:
         doc = store.get_draft(ctx.conn, app_key)
     ensure_valid(doc)
+    latest = store.latest_revision(ctx.conn, app_key)
+    guard_permission_change(ctx.conn, ctx.actor, ctx.now, app_key, latest[1] if latest else None, doc)
     plan = make_plan(ctx.conn, app_key, doc)
     apply_plan(ctx.conn, app_key, plan["operations"], doc)
     public_plan = {k: v for k, v in plan.items() if k != "operations"}

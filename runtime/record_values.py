@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from engines.errors import PermissionDenied
-from engines.field_types import REGISTRY, FieldValueError
+from engines.field_types import REGISTRY, FieldType, FieldValueError
 from engines.model import SYSTEM_FIELDS, Entity, Field
 
 from .catalog import CompiledApp
@@ -52,8 +52,11 @@ def coerce_body(capp: CompiledApp, entity: Entity, body: Any, access: Access, *,
             errors.setdefault(name, []).append("unknown field / 未知字段")
             continue
         if key == "owner" and may_set_owner:
-            owner = REGISTRY["user"].coerce(value, fields.get("owner") or Field("owner", "user", "owner")) \
-                if not isinstance(value, bool) else None
+            try:
+                owner = REGISTRY["user"].coerce(value, fields.get("owner") or Field("owner", "user", "owner")) \
+                    if not isinstance(value, bool) else None
+            except FieldValueError:
+                owner = None
             if owner is None and value is not None:
                 errors.setdefault(name, []).append("must be a user id / 必须是用户编号")
             out["owner"] = owner
@@ -118,21 +121,35 @@ def coerce_rows(capp: CompiledApp, f: Field, value: Any, errors: dict, name: str
     return out
 
 
+def _wire_plan(entity: Entity) -> list[tuple[str, Field, Any]]:
+    """Per field: key, field, and its to_wire (None where the stored value is the wire value)."""
+    plan = entity.__dict__.get("_wire_plan")
+    if plan is None:
+        plan = []
+        for f in entity.fields:
+            ft = REGISTRY[f.type]
+            conv = None if type(ft).to_wire is FieldType.to_wire else ft.to_wire
+            plan.append((f.key, f, conv))
+        entity.__dict__["_wire_plan"] = plan
+    return plan
+
+
 def to_wire(capp: CompiledApp, entity: Entity, row: dict, *, hidden=frozenset(), fields: list[str] | None = None) -> dict:
     tz = capp.tz
     out: dict[str, Any] = {"id": row["id"]}
     wanted = None if fields is None else set(fields)
-    for f in entity.fields:
-        if f.key in hidden or (wanted is not None and f.key not in wanted):
+    for key, f, conv in _wire_plan(entity):
+        if key in hidden or (wanted is not None and key not in wanted):
             continue
+        value = row.get(key)
         if f.type == "subtable":
-            rows = row.get(f.key)
-            if rows is not None:
-                out[f.key] = [subrow_to_wire(capp, f, r) for r in rows]
+            if value is not None:
+                out[key] = [subrow_to_wire(capp, f, r) for r in value]
             continue
-        value = row.get(f.key)
-        value = None if value in ("", []) and f.type not in ("multiselect",) else value
-        out[f.key] = None if value is None else REGISTRY[f.type].to_wire(value, f, tz)
+        if value is None or value == "" or value == []:
+            out[key] = None
+        else:
+            out[key] = conv(value, f, tz) if conv is not None else value
     for key in ("created_at", "updated_at"):
         if wanted is None or key in wanted:
             value = row.get(key)

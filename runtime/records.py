@@ -24,10 +24,11 @@ from . import audit
 from . import system_tables as st
 from .catalog import Catalog, CompiledApp
 from .context import Context
-from .permissions import Access, access_for, require, row_filter
+from .permissions import Access, access_for, check_filter_paths, require, row_filter
 from .record_query import (decode_cursor, encode_cursor, filter_clause, keyset_clause, order_by, page_params,
                            sort_columns)
 from .record_values import coerce_body, title_of, to_wire
+from .shares import forget_record as forget_shares
 
 MAX_BULK = 1000
 
@@ -293,7 +294,7 @@ class RecordsService:
             raise field_errors(merged, f"{sum(1 for rc in calls if rc.errors)} record(s) failed / 部分记录校验失败")
 
     def write_created(self, ctx: Context, capp: CompiledApp, entity_key: str, calls: list[RecordCall],
-                      access: Access, *, audit_each: bool = True) -> list[dict]:
+                      access: Access, *, audit_each: bool = True, answer: bool = True) -> list[dict]:
         entity = capp.entity(entity_key)
         table = capp.tables[entity_key]
         cols = set(table.c.keys())
@@ -313,8 +314,7 @@ class RecordsService:
         keys = sorted(set().union(*(r.keys() for r in rows)))
         rows = [{k: r.get(k) for k in keys} for r in rows]
         try:
-            result = ctx.conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
-            ids = [r[0] for r in result]
+            ids = insert_rows(ctx.conn, table, rows)
         except IntegrityError as exc:
             raise Conflict("The record conflicts with another one (a unique value or a link) / 与已有记录冲突",
                            {"_body": [str(exc.orig).splitlines()[0][:200]]}) from exc
@@ -322,19 +322,29 @@ class RecordsService:
             rc.record_id = rid
             rc.values.update(row, id=rid)
         self._write_subtables(ctx, capp, entity, calls, replace=False)
+        # one wire form per record serves the audit entry and the answer
+        wires = [to_wire(capp, entity, rc.values) for rc in calls] if (audit_each or answer) else []
         entries = []
-        for rc in calls:
-            wire = to_wire(capp, entity, rc.values)
+        for i, rc in enumerate(calls):
             entries.append(audit.entry(at=ctx.now, user_id=ctx.actor.id, action="create", app=capp.key,
                                        entity=entity_key, record_id=rc.record_id,
                                        summary=f"created {title_of(entity, rc.values)}",
-                                       after=_audit_values(wire) if audit_each else None,
+                                       after=_audit_values(wires[i]) if audit_each else None,
                                        details={"trace": rc.trace} if rc.trace else None))
         audit.write_many(ctx.conn, entries)
         for rc in calls:
             for hook in self.hooks:
                 hook.after_write(rc)
-        return self._wire_many(ctx, capp, entity_key, [rc.values for rc in calls], access)
+        if not answer:   # bulk callers (import) that do not send the records back
+            return []
+        if capp.app.flow_for(entity_key) or any(r.get("kind") == "automation" and r.get("entity") == entity_key
+                                                 for r in capp.app.rules):
+            # after-write effects (flow start, automations) may have changed the record again
+            return self._wire_many(ctx, capp, entity_key, [rc.values for rc in calls], access)
+        out = [{k: v for k, v in w.items() if k not in access.hidden} for w in wires] if access.hidden else wires
+        for hook in self.hooks:
+            hook.decorate(ctx, capp, entity_key, out)
+        return out
 
     def _write_subtables(self, ctx, capp, entity, calls: list[RecordCall], *, replace: bool) -> None:
         for f in entity.fields:
@@ -357,7 +367,7 @@ class RecordsService:
     def _wire_many(self, ctx, capp, entity_key, rows: list[dict], access: Access, fields=None) -> list[dict]:
         entity = capp.entity(entity_key)
         subs = [f.key for f in entity.fields if f.type == "subtable"]
-        if subs and any(k not in rows[0] for k in subs) if rows else False:
+        if rows and subs and any(k not in rows[0] for k in subs):
             self._load_subtables(ctx, capp, entity, rows)
         out = [to_wire(capp, entity, r, hidden=access.hidden, fields=fields) for r in rows]
         for hook in self.hooks:
@@ -428,6 +438,7 @@ class RecordsService:
         clause = row_filter(ctx.actor, capp, entity_key, scope)
         if clause is not None:
             where.append(clause)
+        check_filter_paths(ctx.actor, capp, entity_key, filter_text)
         fc = filter_clause(capp, entity_key, filter_text, now=ctx.now, hidden=access.hidden) if filter_text else None
         if fc is not None:
             where.append(fc)
@@ -513,7 +524,7 @@ class RecordsService:
             raise NotFound("No such record / 记录不存在", {"id": record_id})
         prev = self.load_row(ctx, capp, entity_key, record_id, scope=read_scope)
         scope = require(access, "delete", entity.label)
-        if scope != "all" and not _can_reach(self, ctx, capp, entity_key, record_id, scope):
+        if scope != "all" and not _can_reach(self, ctx, capp, entity_key, record_id, scope, shares=False):
             _deny("delete")
         refs = self.references(ctx, capp, entity_key, prev["id"])
         if refs:
@@ -530,6 +541,7 @@ class RecordsService:
                 t = capp.subtables[(entity_key, f.key)]
                 ctx.conn.execute(t.delete().where(t.c.parent_id == prev["id"]))
         ctx.conn.execute(table.delete().where(table.c.id == prev["id"]))
+        forget_shares(ctx.conn, capp.key, entity_key, prev["id"])
         audit.write(ctx.conn, at=ctx.now, user_id=ctx.actor.id, action="delete", app=capp.key, entity=entity_key,
                     record_id=prev["id"], summary=f"deleted {title_of(entity, prev)}",
                     before=_audit_values(to_wire(capp, entity, prev)))
@@ -548,9 +560,30 @@ class RecordsService:
         return refs
 
 
-def _can_reach(svc, ctx, capp, entity_key, record_id, scope) -> bool:
+def insert_rows(conn, table: sa.Table, rows: list[dict]) -> list[int]:
+    """Insert rows (all with the same keys) as one executemany; answers their new ids, in order.
+
+    An ordered ``RETURNING`` costs SQLite a statement per row and PostgreSQL an INSERT … SELECT …
+    ORDER BY per batch, several times a plain executemany; so ids are known another way there.
+    """
+    if conn.dialect.name == "sqlite":
+        # one writer at a time: the rowids one executemany gives are consecutive
+        conn.execute(table.insert(), rows)
+        last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+        return list(range(last - len(rows) + 1, last + 1))
+    if conn.dialect.name == "postgresql":
+        seq = sa.func.pg_get_serial_sequence(table.name, "id")
+        ids = sorted(conn.execute(sa.select(sa.func.nextval(seq)).select_from(
+            sa.func.generate_series(1, len(rows)))).scalars())
+        conn.execute(table.insert(), [{**r, "id": rid} for r, rid in zip(rows, ids, strict=True)])
+        return ids
+    result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
+    return [r[0] for r in result]
+
+
+def _can_reach(svc, ctx, capp, entity_key, record_id, scope, *, shares: bool = True) -> bool:
     table = capp.tables[entity_key]
-    clause = row_filter(ctx.actor, capp, entity_key, scope, for_write=True)
+    clause = row_filter(ctx.actor, capp, entity_key, scope, for_write=True, shares=shares)
     q = sa.select(table.c.id).where(table.c.id == int(record_id))
     if clause is not None:
         q = q.where(clause)
@@ -610,6 +643,14 @@ def _jsonable(value):
 
 
 def formula_order(entity: Entity):
+    """The entity's formulas, each after those it uses (worked out once per compiled entity)."""
+    cached = entity.__dict__.get("_formula_order")
+    if cached is None:
+        cached = entity.__dict__["_formula_order"] = _formula_order(entity)
+    return cached
+
+
+def _formula_order(entity: Entity):
     formulas = [f for f in entity.fields if f.type == "formula" and f.expression]
     if len(formulas) < 2:
         return formulas

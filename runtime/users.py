@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from engines.errors import Conflict, NotFound, PermissionDenied, RateLimited, Unauthorized, ValidationFailed
@@ -174,6 +174,12 @@ def api_update_user(ctx: Context, uid: Any, body: Any) -> dict:
         values["password_hash"] = hash_password(body["password"])
     if "password" in body or body.get("active") is False or "role" in body:
         values["session_version"] = st.users.c.session_version + 1   # sign out everywhere
+    if before["role"] == "admin" and before["active"] and (values.get("role", "admin") != "admin"
+                                                           or values.get("active", True) is False):
+        others = ctx.conn.execute(sa.select(sa.func.count()).select_from(st.users).where(
+            st.users.c.role == "admin", st.users.c.active.is_(True), st.users.c.id != before["id"])).scalar_one()
+        if not others:
+            raise Conflict("This is the last active admin / 这是最后一个有效的管理员", {"role": ["last admin"]})
     try:
         with ctx.conn.begin_nested():
             if values:
@@ -182,8 +188,14 @@ def api_update_user(ctx: Context, uid: Any, body: Any) -> dict:
         raise Conflict("That user name is taken / 用户名已存在", {"name": ["already taken"]}) from exc
     _set_memberships(ctx.conn, before["id"], body.get("teams"), body.get("app_roles"))
     after = get_user(ctx.conn, before["id"])
-    audit.write(ctx.conn, at=_now(), user_id=ctx.actor.id, action="permission", summary=f"changed user {after['name']}",
-                before=before, after=after)
+    changed = sorted(k for k in body if k != "password" and before.get(k) != after.get(k))
+    if "password" in body:
+        changed.append("password")
+    audit.write(ctx.conn, at=_now(), user_id=ctx.actor.id, action="permission",
+                summary=f"changed user {after['name']}: {', '.join(changed) or 'nothing'}",
+                before={k: before.get(k) for k in changed if k != "password"},
+                after={k: after.get(k) for k in changed if k != "password"},
+                details={"user_id": before["id"], "changed": changed})
     return after
 
 
@@ -208,7 +220,7 @@ def get_team(conn: Connection, key: str) -> dict:
     return team_dict(conn, row)
 
 
-def _team_body(conn, body: Any, *, partial: bool) -> tuple[dict, list[int] | None]:
+def _team_body(conn, body: Any, *, partial: bool, self_key: str | None = None) -> tuple[dict, list[int] | None]:
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be a JSON object / 请求体必须是对象", {"_body": ["must be an object"]})
     errors: dict[str, list[str]] = {}
@@ -240,12 +252,30 @@ def _team_body(conn, body: Any, *, partial: bool) -> tuple[dict, list[int] | Non
             values["supervisor_id"] = sup.id
     elif "supervisor" in body:
         values["supervisor_id"] = None
+    parent = body.get("parent")
+    if parent is not None:
+        if not isinstance(parent, str) or conn.execute(sa.select(st.teams.c.key).where(st.teams.c.key == parent)).first() is None:
+            errors.setdefault("parent", []).append("unknown team / 团队不存在")
+        elif parent == body.get("key") or (self_key is not None and _descends_from(conn, parent, self_key)):
+            errors.setdefault("parent", []).append("would make a cycle / 会形成循环")
     if errors:
         raise ValidationFailed("Invalid team / 团队信息无效", errors)
     for k in ("label", "parent"):
         if k in body:
             values[k] = body[k]
     return values, member_ids
+
+
+def _descends_from(conn, team: str, ancestor: str | None) -> bool:
+    """Whether ``team`` is ``ancestor`` or one of its sub-teams."""
+    parents = dict(conn.execute(sa.select(st.teams.c.key, st.teams.c.parent)).all())
+    seen = set()
+    while team is not None and team not in seen:
+        if team == ancestor:
+            return True
+        seen.add(team)
+        team = parents.get(team)
+    return False
 
 
 def api_create_team(ctx: Context, body: Any) -> dict:
@@ -269,7 +299,7 @@ def api_create_team(ctx: Context, body: Any) -> dict:
 def api_update_team(ctx: Context, key: str, body: Any) -> dict:
     require_admin(ctx)
     before = get_team(ctx.conn, key)
-    values, members = _team_body(ctx.conn, body, partial=True)
+    values, members = _team_body(ctx.conn, body, partial=True, self_key=key)
     values.pop("key", None)
     if values:
         ctx.conn.execute(st.teams.update().where(st.teams.c.key == key).values(**values))
@@ -283,6 +313,23 @@ def api_update_team(ctx: Context, key: str, body: Any) -> dict:
     return after
 
 
+def supervised_teams(conn: Connection, uid: int) -> frozenset[str]:
+    """The teams a user supervises, and their sub-teams (``parent``), at any depth."""
+    rows = conn.execute(sa.select(st.teams.c.key, st.teams.c.parent, st.teams.c.supervisor_id)).all()
+    out = {r.key for r in rows if r.supervisor_id == uid}
+    children: dict[str, list[str]] = {}
+    for r in rows:
+        if r.parent:
+            children.setdefault(r.parent, []).append(r.key)
+    todo = list(out)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return frozenset(out)
+
+
 def load_actor(conn: Connection, uid: int, *, token_scope: str | None = None,
                token_apps: frozenset[str] | None = None) -> Actor | None:
     row = conn.execute(sa.select(st.users).where(st.users.c.id == uid)).first()
@@ -290,7 +337,7 @@ def load_actor(conn: Connection, uid: int, *, token_scope: str | None = None,
         return None
     teams = frozenset(r.team for r in conn.execute(sa.select(st.team_members.c.team)
                                                    .where(st.team_members.c.user_id == uid)))
-    supervised = frozenset(r.key for r in conn.execute(sa.select(st.teams.c.key).where(st.teams.c.supervisor_id == uid)))
+    supervised = supervised_teams(conn, uid)
     roles: dict[str, set[str]] = {}
     for r in conn.execute(sa.select(st.app_roles).where(st.app_roles.c.user_id == uid)):
         roles.setdefault(r.app, set()).add(r.role)
@@ -299,34 +346,67 @@ def load_actor(conn: Connection, uid: int, *, token_scope: str | None = None,
 
 
 # ---------------------------------------------------------------- sign-in
-def _recent_failures(conn, subject: str, now: datetime) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(st.login_attempts).where(
-        st.login_attempts.c.subject == subject, st.login_attempts.c.ok.is_(False),
-        st.login_attempts.c.at >= now - THROTTLE_WINDOW)).scalar_one()
+def locked_until(conn: Connection, subject: str, now: datetime) -> datetime | None:
+    """When a throttled subject may sign in again: 15 minutes after its 10th failure within 15 minutes."""
+    times = [r.at for r in conn.execute(
+        sa.select(st.login_attempts.c.at).where(
+            st.login_attempts.c.subject == subject, st.login_attempts.c.ok.is_(False),
+            st.login_attempts.c.at >= now - 2 * THROTTLE_WINDOW).order_by(st.login_attempts.c.at))]
+    until = None
+    for i in range(THROTTLE_FAILS - 1, len(times)):
+        if times[i] - times[i - THROTTLE_FAILS + 1] <= THROTTLE_WINDOW:
+            until = times[i] + THROTTLE_WINDOW
+    return until if until is not None and until > now else None
 
 
-def authenticate(conn: Connection, name: Any, password: Any, address: str | None) -> Actor:
-    """The actor for a name and password, or Unauthorized; throttled per name and per address."""
+def _attempt(conn: Connection, name: Any, password: Any, address: str | None) -> Actor | None:
     now = _now()
     name = name if isinstance(name, str) else ""
-    subjects = [f"name:{name[:80]}"] + ([f"addr:{address}"] if address else [])
-    if any(_recent_failures(conn, s, now) >= THROTTLE_FAILS for s in subjects):
+    subjects = [f"name:{name[:80]}"] + ([f"addr:{address[:150]}"] if address else [])
+    if any(locked_until(conn, s, now) is not None for s in subjects):
+        # refused without checking the password, and not counted: the lock does not grow
         raise RateLimited("Too many failed sign-ins; try again in 15 minutes / 登录失败次数过多，请 15 分钟后再试")
     row = find_user(conn, name) if name else None
     ok = False
-    if row is not None and row.active and row.password_hash and isinstance(password, str):
+    if row is not None and row.active and row.password_hash and isinstance(password, str) \
+            and len(password) <= 1000:
         try:
             ok = _hasher.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
             ok = False
     for s in subjects:
         conn.execute(st.login_attempts.insert().values(subject=s, at=now, ok=ok))
+    if not ok:   # keep the table small: older attempts can no longer lock anyone
+        conn.execute(st.login_attempts.delete().where(st.login_attempts.c.at < now - 2 * THROTTLE_WINDOW,
+                                                      st.login_attempts.c.subject.in_(subjects)))
     audit.write(conn, at=now, user_id=row.id if row is not None else None, action="login",
                 summary=f"sign-in {'succeeded' if ok else 'failed'} for {name[:80]}",
                 details={"address": address, "ok": ok})
     if not ok:
-        raise Unauthorized("Wrong user name or password / 用户名或密码错误")
+        return None
     return load_actor(conn, row.id)
+
+
+def authenticate(conn: Connection, name: Any, password: Any, address: str | None) -> Actor:
+    """The actor for a name and password, or Unauthorized; throttled per name and per address.
+
+    A failure is recorded in ``conn``'s transaction: a caller that rolls back on the error loses
+    the record, so sign-in pages use ``sign_in``, which commits it first.
+    """
+    actor = _attempt(conn, name, password, address)
+    if actor is None:
+        raise Unauthorized("Wrong user name or password / 用户名或密码错误")
+    return actor
+
+
+def sign_in(engine: Engine, name: Any, password: Any, address: str | None) -> tuple[Actor, int]:
+    """``authenticate`` in its own committed transaction: (actor, session version) or an error."""
+    with engine.begin() as conn:
+        actor = _attempt(conn, name, password, address)
+        version = session_version(conn, actor.id) if actor is not None else None
+    if actor is None:
+        raise Unauthorized("Wrong user name or password / 用户名或密码错误")
+    return actor, version
 
 
 def session_version(conn: Connection, uid: int) -> int | None:

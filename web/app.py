@@ -72,6 +72,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api_bp)
     from .pages import register_pages
     register_pages(app)
+    from .public import bp as public_bp
+    app.register_blueprint(public_bp)
+    from .public_surveys import bp as surveys_bp
+    app.register_blueprint(surveys_bp)
 
     @app.errorhandler(JimuError)
     def _jimu_error(exc: JimuError):

@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_data_commands(sub)
     except ImportError:
         pass
+    __import__("web.cli_packs", fromlist=["add_pack_commands"]).add_pack_commands(sub)
     return p
 
 

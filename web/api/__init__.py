@@ -6,4 +6,4 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # routes register on import; one module per area
-from . import apps, data, flows, openapi, packs, people, records, reports, simulate  # noqa: E402,F401
+from . import apps, data, expressions, flows, openapi, packs, people, records, reports, simulate  # noqa: E402,F401

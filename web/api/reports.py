@@ -4,13 +4,13 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from engines import reports as rp
-from engines.errors import NotFound, PermissionDenied, ValidationFailed
+from engines.errors import DefinitionError, NotFound, PermissionDenied, ValidationFailed
 from runtime.permissions import access_for, row_filter
 
 from ..app import services
 from ..auth import actor, tx
 from . import bp
-from .util import check_token_app
+from .util import check_token_app, json_body
 
 PARAMS = ("date_from", "date_to", "date_field", "owner", "filter", "limit", "sort")
 
@@ -111,3 +111,22 @@ def dashboard(app_key, key):
         out = rp.run_dashboard(ctx.conn, capp.app, key, capp, tz=capp.tz, now=ctx.now, where_for=where_for,
                                filters=filters, svg=request.args.get("svg", "1") != "0")
     return jsonify(out)
+
+
+@bp.post("/apps/<app_key>/reports/preview")
+def report_preview(app_key):
+    """Run an unsaved report spec (the builder's live preview) against the published tables, over the
+    rows this user may read; answers ``{"result", "svg", "chart"}``. Nothing is stored."""
+    check_token_app(actor(), app_key)
+    body = json_body()
+    spec = body.get("report", body) if isinstance(body, dict) else body
+    with tx() as ctx:
+        capp = services().catalog.get(ctx.conn, app_key)
+        problems = rp.validate_report(capp.app, spec)
+        if problems:
+            raise DefinitionError("The report has problems / 报表定义有误", problems)
+        spec = {**spec, "key": spec.get("key") or "preview"}
+        result = run_one(ctx, capp, spec, {})
+    chart = spec.get("chart") or _default_chart(spec)
+    title = spec.get("label") or spec.get("title") or spec["key"]
+    return jsonify({"result": result, "chart": chart, "svg": rp.render_chart(chart, result, str(title))})
