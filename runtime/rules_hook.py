@@ -77,8 +77,8 @@ class RulesHook(RecordHooks):
         rules = R.rules_for(rc.capp.app.rules, rc.entity.key, rc.op)
         if not rules:
             return
-        plain = RecordEvaluator(self.svc, rc, allow_prev=rc.op == "update")
-        auto = RecordEvaluator(self.svc, rc, allow_prev=True)
+        # prev()/changed() are allowed wherever the rule may run on update; on create prev is blank
+        plain = auto = RecordEvaluator(self.svc, rc, allow_prev=True)
         for rule in rules:
             try:
                 self._run(rc, rule, plain, auto)

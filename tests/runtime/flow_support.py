@@ -73,6 +73,7 @@ COMPLAINTS = {
     ],
     "rules": [
         {"key": "grade", "kind": "compute", "entity": "ticket", "target": "severity",
+         "condition": "changed(urgency) or changed(impact)",   # an escalation's own severity stays
          "expression": "'critical' if urgency == 'high' and impact == 'widespread' else "
                        "('high' if urgency == 'high' else ('medium' if urgency == 'medium' else 'low'))"},
         {"key": "dispatch", "kind": "assign", "entity": "ticket", "target": "owner", "on": ["create"],

@@ -350,6 +350,7 @@ def test_sales_stages_quote_approval_and_signing(sales):
     assert rep.post(url + "/analyse_needs", {})[0] == 409
     opp = ok(rep.post(url + "/analyse_needs", {"values": {"contact_name": "王强"}}))
     assert (opp["stage"], opp["probability"]) == ("needs_analysis", "20.00")
+    assert opp["weighted_amount"] == "176000.00"   # computed after the transition's set action
     opp = ok(rep.post(url + "/present_proposal", {"values": {
         "pain_points": "库存不准", "products": ["wms", "implementation"], "decision_maker": "李总"}}))
     assert opp["stage"] == "proposal"
