@@ -37,6 +37,16 @@ def attach_tz(f: Field, value: Any, tz) -> Any:
     return value
 
 
+def _plain_fields(entity: Entity) -> dict[str, tuple[Field, Any, bool]]:
+    """Fields a body writes directly (not computed, not subtables): key -> (field, coerce, datetime?)."""
+    plain = entity.__dict__.get("_plain_fields")
+    if plain is None:
+        plain = {f.key: (f, REGISTRY[f.type].coerce, f.type == "datetime") for f in entity.fields
+                 if not REGISTRY[f.type].computed and f.type != "subtable" and f.key != "owner"}
+        entity.__dict__["_plain_fields"] = plain
+    return plain
+
+
 def coerce_body(capp: CompiledApp, entity: Entity, body: Any, access: Access, *, state_field: str | None,
                 may_set_owner: bool, errors: dict[str, list[str]], prefix: str = "") -> dict[str, Any]:
     """Checked Python values of the fields a body writes; problems go into ``errors``."""
@@ -44,9 +54,19 @@ def coerce_body(capp: CompiledApp, entity: Entity, body: Any, access: Access, *,
         errors.setdefault(prefix.rstrip(".") or "_body", []).append("must be a JSON object / 必须是 JSON 对象")
         return {}
     fields = entity.field_map
+    plain = _plain_fields(entity)
+    blocked = access.hidden | access.readonly
     out: dict[str, Any] = {}
     forbidden: list[str] = []
     for key, value in body.items():
+        fast = plain.get(key) if isinstance(key, str) else None
+        if fast is not None and key not in blocked and key != state_field:
+            f, coerce, is_dt = fast
+            try:
+                out[key] = coerce(attach_tz(f, value, capp.tz) if is_dt else value, f)
+            except FieldValueError as exc:
+                errors.setdefault(f"{prefix}{key}", []).append(str(exc))
+            continue
         name = f"{prefix}{key}"
         if not isinstance(key, str):
             errors.setdefault(name, []).append("unknown field / 未知字段")

@@ -156,18 +156,13 @@ class RecordsService:
 
     # ------------------------------------------------------------------ pipeline
     def _pipeline(self, rc: RecordCall) -> None:
-        entity = rc.entity
+        plan = pipeline_plan(rc.entity)
         if rc.op == "create":
-            for f in entity.fields:
-                if f.key in rc.written or REGISTRY[f.type].computed:
-                    continue
-                if f.default is not None and rc.values.get(f.key) is None:
-                    try:
-                        rc.values[f.key] = REGISTRY[f.type].coerce(f.default, f)
-                    except FieldValueError:
-                        pass
-            for f in entity.fields:
-                if f.default_expression and f.key not in rc.written and rc.values.get(f.key) is None:
+            for f, value in plan["defaults"]:
+                if f.key not in rc.written and rc.values.get(f.key) is None:
+                    rc.values[f.key] = list(value) if isinstance(value, list) else value
+            for f in plan["default_exprs"]:
+                if f.key not in rc.written and rc.values.get(f.key) is None:
                     self._eval_into(rc, f, f.default_expression)
         self.compute_formulas(rc)
         for hook in self.hooks:
@@ -187,9 +182,7 @@ class RecordsService:
             self._eval_into(rc, f, f.expression)
 
     def _conditions(self, rc: RecordCall) -> None:
-        for f in rc.entity.fields:
-            if REGISTRY[f.type].computed:
-                continue
+        for f in pipeline_plan(rc.entity)["conds"]:
             visible = True
             if f.visible_if:
                 visible = bool(self._cond(rc, f, f.visible_if))
@@ -640,6 +633,27 @@ def _jsonable(value):
     if value is not None and not isinstance(value, (int, float, str, bool)):
         return str(value)
     return value
+
+
+def pipeline_plan(entity: Entity) -> dict:
+    """What the pipeline needs of an entity's fields, worked out once per published entity."""
+    plan = entity.__dict__.get("_pipeline_plan")
+    if plan is None:
+        defaults = []
+        for f in entity.fields:
+            if f.default is not None and not REGISTRY[f.type].computed and f.type != "subtable":
+                try:
+                    defaults.append((f, REGISTRY[f.type].coerce(f.default, f)))
+                except FieldValueError:
+                    pass
+        plan = {
+            "defaults": defaults,
+            "default_exprs": [f for f in entity.fields if f.default_expression],
+            "conds": [f for f in entity.fields if not REGISTRY[f.type].computed
+                      and (f.required or f.visible_if or f.required_if or f.readonly_if)],
+        }
+        entity.__dict__["_pipeline_plan"] = plan
+    return plan
 
 
 def formula_order(entity: Entity):
