@@ -33,6 +33,7 @@ from .records import RecordCall, RecordsService
 
 BATCH = 1000
 MAX_REPORTED_ERRORS = 10_000
+ANALYZE_FIRST = 5_000          # PostgreSQL: refresh the table's statistics at 5k, 20k, 80k… new rows
 MODES = ("all_or_nothing", "skip_bad_rows")
 ON_DUPLICATE = ("update", "skip")
 
@@ -333,10 +334,16 @@ def run_import(svc: RecordsService, ctx: Context, app_key: str, entity_key: str,
                                {"dedupe": ["not mapped"]})
     run = _Run(svc, ctx, capp, entity, access, sheet.columns, mapping, opts)
     savepoint = ctx.conn.begin_nested() if opts.dry_run else None
+    next_analyze = ANALYZE_FIRST
     try:
         for chunk in _chunks(sheet.rows, opts.batch):
             run.rows += len(chunk)
             run.batch(chunk)
+            if run.created >= next_analyze and ctx.conn.dialect.name == "postgresql":
+                # the table may have been analysed while (nearly) empty: without fresh statistics the
+                # planner would check the next batches' unique values by scanning the growing table
+                ctx.conn.exec_driver_sql(f'ANALYZE "{run.table.name}"')   # a generated table name
+                next_analyze *= 4
             if progress is not None:
                 progress(run.rows)
     finally:

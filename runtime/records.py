@@ -213,6 +213,12 @@ class RecordsService:
             return
         entity = calls[0].entity
         table = capp.tables[entity.key]
+        owners = {rc.values.get("owner") for rc in calls if "owner" in rc.written and rc.values.get("owner") is not None}
+        if owners:
+            known = {r[0] for r in ctx.conn.execute(sa.select(st.users.c.id).where(st.users.c.id.in_(sorted(owners))))}
+            for rc in calls:
+                if "owner" in rc.written and rc.values.get("owner") not in known | {None}:
+                    rc.errors.setdefault("owner", []).append(f"no user with id {rc.values['owner']} / 用户不存在")
         for f in entity.fields:
             if f.unique:
                 seen: dict[Any, int] = {}
@@ -238,7 +244,14 @@ class RecordsService:
                 if not ids:
                     continue
                 target = capp.tables[f.target] if f.type == "lookup" else st.users
-                found = {r[0] for r in ctx.conn.execute(sa.select(target.c.id).where(target.c.id.in_(sorted(ids))))}
+                q = sa.select(target.c.id).where(target.c.id.in_(sorted(ids)))
+                if f.type == "lookup":
+                    # a record the actor may not read is treated as one that does not exist
+                    readable = row_filter(ctx.actor, capp, f.target,
+                                          access_for(ctx.actor, capp, f.target).scope("read"))
+                    if readable is not None:
+                        q = q.where(readable)
+                found = {r[0] for r in ctx.conn.execute(q)}
                 for rc in calls:
                     v = rc.values.get(f.key)
                     if v is not None and v not in found and (rc.prev is None or rc.prev.get(f.key) != v):

@@ -40,7 +40,7 @@ def submit_api(token):
     _limit_body()
     with tx(pfm.ANONYMOUS) as ctx:
         pf = pfm.load(ctx.conn, services().catalog, token)
-        if request.mimetype == "application/json":
+        if request.mimetype in ("application/json", "text/plain"):   # text/plain: JSON sent without a preflight
             try:
                 values = request.get_json(force=True)
             except Exception as exc:  # werkzeug raises its own BadRequest subclasses

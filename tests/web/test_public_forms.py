@@ -122,6 +122,10 @@ def test_form_encoded_posts_work_for_websites(form, flask_app):
     assert resp.status_code == 201, resp.get_json()
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
     assert leads_in_db(flask_app)[0]["interest"] == ["crm", "erp"]
+    resp = flask_app.test_client().post(f"/public/forms/{form}", data='{"name": "纯文本"}'.encode(),
+                                        content_type="text/plain;charset=UTF-8",
+                                        environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    assert resp.status_code == 201 and leads_in_db(flask_app)[1]["name"] == "纯文本"
     pre = flask_app.test_client().options(f"/public/forms/{form}")
     assert pre.status_code == 204 and "POST" in pre.headers["Access-Control-Allow-Methods"]
 

@@ -41,7 +41,11 @@ def openapi():
         "/users": {"get": {"summary": "List users"}, "post": {"summary": "Create a user"}},
         "/teams": {"get": {"summary": "List teams"}, "post": {"summary": "Create a team"}},
         "/tokens": {"get": {"summary": "My API tokens"}, "post": {"summary": "Create an API token"}},
-        "/audit": {"get": {"summary": "The audit log"}},
+        "/audit": {"get": {"summary": "The audit log (JSON, or CSV with format=csv)"}},
+        "/apps/{app}/{entity}/{id}/shares": {"get": {"summary": "Shares of a record"},
+                                             "post": {"summary": "Share a record with a user or team"}},
+        "/apps/{app}/{entity}/{id}/shares/{share_id}": {"delete": {"summary": "Stop sharing a record"}},
+        "/apps/{app}/{entity}/import": {"post": {"summary": "Bulk import a CSV/XLSX file (multipart field file)"}},
     }
     schemas: dict = {"Error": {"type": "object", "properties": {"error": {
         "type": "object", "required": ["code", "message"],
