@@ -400,24 +400,25 @@ def rule_cycles(rules: list[dict]) -> list[dict]:
         info = {i: writes_reads(r) for i, r in items}
         edges = {i: [j for j, _ in items if j != i and info[i][0] & info[j][1]] for i, _ in items}
         state: dict[int, int] = {}
-
-        def visit(node, path):
-            if state.get(node) == 2:
-                return None
-            if state.get(node) == 1:
-                return path[path.index(node):] + [node]
-            state[node] = 1
-            for nxt in edges[node]:
-                found = visit(nxt, path + [node])
-                if found:
-                    return found
-            state[node] = 2
-            return None
-
         for i, _ in items:
-            cycle = visit(i, [])
+            cycle = _find_cycle(i, [], edges, state)
             if cycle:
                 names = " → ".join(str(rules[n].get("key")) for n in cycle)
                 errors.append({"location": f"rules[{cycle[0]}]", "message": f"rules trigger each other in a loop: {names} / 规则循环触发"})
                 break
     return errors
+
+
+def _find_cycle(node: int, path: list[int], edges: dict[int, list[int]], state: dict[int, int]) -> list[int] | None:
+    """Depth-first search: the first loop reachable from ``node`` (1 = on the path, 2 = done)."""
+    if state.get(node) == 2:
+        return None
+    if state.get(node) == 1:
+        return path[path.index(node):] + [node]
+    state[node] = 1
+    for nxt in edges[node]:
+        found = _find_cycle(nxt, path + [node], edges, state)
+        if found:
+            return found
+    state[node] = 2
+    return None

@@ -25,8 +25,15 @@ from . import system_tables as st
 from .catalog import Catalog, CompiledApp
 from .context import Context
 from .permissions import Access, access_for, check_filter_paths, require, row_filter
-from .record_query import (decode_cursor, encode_cursor, filter_clause, keyset_clause, order_by, page_params,
-                           sort_columns)
+from .record_query import (
+    decode_cursor,
+    encode_cursor,
+    filter_clause,
+    keyset_clause,
+    order_by,
+    page_params,
+    sort_columns,
+)
 from .record_values import coerce_body, title_of, to_wire
 from .shares import forget_record as forget_shares
 
