@@ -76,12 +76,7 @@ def new_record(app_key, entity_key):
     if request.method == "POST":
         try:
             with tx() as ctx:
-                capp = load_app(ctx, app_key)
-                entity, access = readable_entity(ctx, capp, entity_key)
-                state = state_field(capp, entity_key)
-                fields = [f for s in layout(capp.app, entity, access.hidden) for f in s.fields
-                          if editable(f, access, state)]
-                posted = parse_form(fields, request.form)
+                posted = _posted_body(ctx, app_key, entity_key)
                 rec = services().records.create(ctx, app_key, entity_key, posted)
             flash(_("Saved"), "ok")
             return redirect(url_for("runtime.record_page", app_key=app_key, entity_key=entity_key, record_id=rec["id"]))
@@ -105,6 +100,15 @@ def new_record(app_key, entity_key):
     return render_template("record_form.html", message=message, mode="new", **context), status
 
 
+def _posted_body(ctx, app_key: str, entity_key: str) -> dict:
+    """The body a record form posts: the values of the fields this user may edit in its layout."""
+    capp = load_app(ctx, app_key)
+    entity, access = readable_entity(ctx, capp, entity_key)
+    state = state_field(capp, entity_key)
+    fields = [f for s in layout(capp.app, entity, access.hidden) for f in s.fields if editable(f, access, state)]
+    return parse_form(fields, request.form)
+
+
 def _posted_value(value):
     return value if isinstance(value, (list, type(None))) else str(value)
 
@@ -115,12 +119,7 @@ def record_page(app_key, entity_key, record_id):
     if request.method == "POST":
         try:
             with tx() as ctx:
-                capp = load_app(ctx, app_key)
-                entity, access = readable_entity(ctx, capp, entity_key)
-                state = state_field(capp, entity_key)
-                fields = [f for s in layout(capp.app, entity, access.hidden) for f in s.fields
-                          if editable(f, access, state)]
-                posted = parse_form(fields, request.form)
+                posted = _posted_body(ctx, app_key, entity_key)
                 services().records.update(ctx, app_key, entity_key, record_id, posted,
                                           if_match=request.form.get("_version") or None)
             flash(_("Saved"), "ok")

@@ -16,23 +16,20 @@ from .util import check_token_app, json_body, require_write
 
 @bp.get("/apps")
 def list_apps():
+    a = actor()
     with tx() as ctx:
         apps = store.list_apps(ctx.conn)
-    a = actor()
-    if not a.can_build:
-        apps = [x for x in apps if x["published_revision"] > 0 and (a.is_admin or x["app"] in a.app_roles
-                                                                   or not _has_permissions(x["app"]))]
+        if not a.can_build:
+            apps = [x for x in apps if x["published_revision"] > 0
+                    and (x["app"] in a.app_roles or not _has_permissions(ctx, x["app"]))]
     if a.token_apps is not None:
         apps = [x for x in apps if x["app"] in a.token_apps]
     return jsonify({"items": apps, "total": len(apps)})
 
 
-def _has_permissions(app_key: str) -> bool:
-    with tx() as ctx:
-        try:
-            return bool(services().catalog.get(ctx.conn, app_key).app.permissions)
-        except Exception:  # noqa: BLE001 - an unpublished app has none yet
-            return False
+def _has_permissions(ctx, app_key: str) -> bool:
+    """Whether a published app restricts who may use it (read in the caller's transaction)."""
+    return bool(services().catalog.get(ctx.conn, app_key).app.permissions)
 
 
 @bp.post("/apps")
