@@ -28,7 +28,22 @@ class FieldValueError(ValueError):
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "") or value == []
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value or value.isspace()
+    return isinstance(value, list) and not value
+
+
+# per scale (0..18): the quantum Decimal("0.01") and the exclusive bound of the 18-digit column
+_QUANTA = tuple(Decimal(1).scaleb(-s) for s in range(19))
+_LIMITS = tuple(Decimal(10) ** (18 - s) for s in range(19))
+
+
+def _quantum(scale: int) -> tuple[Decimal, Decimal]:
+    if 0 <= scale <= 18:
+        return _QUANTA[scale], _LIMITS[scale]
+    return Decimal(1).scaleb(-scale), Decimal(10) ** (18 - scale)
 
 
 class FieldType:
@@ -64,6 +79,11 @@ class FieldType:
 
 class _TextBase(FieldType):
     default_max = 255
+
+    def coerce(self, value, f):
+        if value.__class__ is str:     # the common case, without the generic blank test
+            return None if not value or value.isspace() else self._coerce(value, f)
+        return super().coerce(value, f)
 
     def column_type(self, f):
         return sa.String(max(f.max_length or self.default_max, 1))
@@ -140,7 +160,7 @@ class SelectType(FieldType):
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise FieldValueError("must be one of the options / 必须是选项之一")
         value = str(value)
-        if value not in f.option_values:
+        if value not in f.option_set:
             raise FieldValueError(f"must be one of {', '.join(f.option_values)} / 必须是选项之一")
         return value
 
@@ -164,7 +184,7 @@ class MultiselectType(FieldType):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise FieldValueError("must be a list of options / 必须是选项列表")
-        bad = [v for v in value if v not in f.option_values]
+        bad = [v for v in value if v not in f.option_set]
         if bad and f.options:
             raise FieldValueError(f"unknown option(s) {', '.join(bad)} / 未知选项")
         seen: list[str] = []
@@ -232,13 +252,17 @@ class DecimalType(FieldType):
             dec = Decimal(str(value).strip().replace(",", "")) if isinstance(value, str) else Decimal(str(value))
         except InvalidOperation:
             raise FieldValueError("must be a number / 必须是数字") from None
-        if not dec.is_finite() or abs(dec) >= Decimal(10) ** (18 - f.scale):
+        quantum, limit = _quantum(f.scale)
+        if not dec.is_finite() or abs(dec) >= limit:
             raise FieldValueError("is out of range / 数值超出范围")
         _check_range(dec, f)
-        return dec.quantize(Decimal(1).scaleb(-f.scale))
+        return dec.quantize(quantum)
 
     def to_wire(self, value, f, tz):
-        return None if value is None else str(Decimal(value).quantize(Decimal(1).scaleb(-f.scale)))
+        if value is None:
+            return None
+        quantum = _quantum(f.scale)[0]
+        return str((value if isinstance(value, Decimal) else Decimal(value)).quantize(quantum))
 
     def json_schema(self, f):
         return {"type": ["string", "number", "null"], "description": f"exact, {f.scale} decimals"}

@@ -81,6 +81,14 @@ class Field:
     def option_values(self) -> list[str]:
         return [o.value for o in self.options]
 
+    @property
+    def option_set(self) -> frozenset[str]:
+        """The option values for membership tests, worked out once (metadata is not mutated after load)."""
+        cached = self.__dict__.get("_option_set")
+        if cached is None:
+            cached = self.__dict__["_option_set"] = frozenset(o.value for o in self.options)
+        return cached
+
     def option_label(self, value: Any) -> str:
         for o in self.options:
             if o.value == value:

@@ -13,10 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import system_tables as st
+from .bulk_insert import insert_many
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)   # built once: json.dumps(**kw) builds one per call
 
 
 def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    return None if value is None else _ENCODER.encode(value)
 
 
 def entry(*, at: datetime, user_id: int | None, action: str, app: str | None = None, entity: str | None = None,
@@ -32,8 +35,7 @@ def write(conn: Connection, **kw) -> None:
 
 
 def write_many(conn: Connection, entries: list[dict]) -> None:
-    if entries:
-        conn.execute(st.audit.insert(), entries)
+    insert_many(conn, st.audit, entries)
 
 
 def _load(text):

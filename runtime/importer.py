@@ -194,9 +194,11 @@ class _Run:
 
     def write_creates(self, items: list[tuple[int, dict]]) -> None:
         pairs = []
+        state_field = self.svc._state_field(self.capp, self.entity.key)
         for line, b in items:
             try:
-                pairs.append((line, self.svc.prepare_create(self.ctx, self.capp, self.entity.key, b, self.access)))
+                pairs.append((line, self.svc.prepare_create(self.ctx, self.capp, self.entity.key, b, self.access,
+                                                            state_field=state_field)))
             except JimuError as exc:
                 self.bad_rows += 1
                 self.error(line, None, exc.message)

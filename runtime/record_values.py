@@ -141,44 +141,60 @@ def coerce_rows(capp: CompiledApp, f: Field, value: Any, errors: dict, name: str
     return out
 
 
-def _wire_plan(entity: Entity) -> list[tuple[str, Field, Any]]:
-    """Per field: key, field, and its to_wire (None where the stored value is the wire value)."""
+def _wire_plan(entity: Entity) -> tuple[tuple[str, Field, Any], ...]:
+    """Worked out once per entity, in field order: key, field, and its to_wire (None where the stored
+    value is the wire value, SUBTABLE for subtables)."""
     plan = entity.__dict__.get("_wire_plan")
     if plan is None:
-        plan = []
+        items = []
         for f in entity.fields:
             ft = REGISTRY[f.type]
-            conv = None if type(ft).to_wire is FieldType.to_wire else ft.to_wire
-            plan.append((f.key, f, conv))
-        entity.__dict__["_wire_plan"] = plan
+            conv = SUBTABLE if f.type == "subtable" else None if type(ft).to_wire is FieldType.to_wire else ft.to_wire
+            items.append((f.key, f, conv))
+        plan = entity.__dict__["_wire_plan"] = tuple(items)
     return plan
 
 
-def to_wire(capp: CompiledApp, entity: Entity, row: dict, *, hidden=frozenset(), fields: list[str] | None = None) -> dict:
+SUBTABLE = object()
+
+
+def to_wire(capp: CompiledApp, entity: Entity, row: dict, *, hidden=frozenset(), fields: list[str] | None = None,
+            stamps: dict | None = None) -> dict:
+    """The wire form of a stored record. ``stamps`` (a dict the caller keeps for one batch) remembers
+    the wire form of the timestamps rows of a batch share, so each is formatted once."""
     tz = capp.tz
+    get = row.get
     out: dict[str, Any] = {"id": row["id"]}
     wanted = None if fields is None else set(fields)
+    everything = not hidden and wanted is None
     for key, f, conv in _wire_plan(entity):
-        if key in hidden or (wanted is not None and key not in wanted):
+        if not everything and (key in hidden or (wanted is not None and key not in wanted)):
             continue
-        value = row.get(key)
-        if f.type == "subtable":
+        value = get(key)
+        if conv is None:
+            out[key] = None if value is None or value == "" or value == [] else value
+        elif conv is SUBTABLE:
             if value is not None:
                 out[key] = [subrow_to_wire(capp, f, r) for r in value]
-            continue
-        if value is None or value == "" or value == []:
-            out[key] = None
         else:
-            out[key] = conv(value, f, tz) if conv is not None else value
+            out[key] = None if value is None or value == "" or value == [] else conv(value, f, tz)
     for key in ("created_at", "updated_at"):
         if wanted is None or key in wanted:
-            value = row.get(key)
-            out[key] = value.astimezone(tz).isoformat() if value is not None else None
+            value = get(key)
+            if value is None:
+                out[key] = None
+            elif stamps is None:
+                out[key] = value.astimezone(tz).isoformat()
+            else:
+                text = stamps.get(value)
+                if text is None:
+                    text = stamps[value] = value.astimezone(tz).isoformat()
+                out[key] = text
     for key in ("created_by", "updated_by", "owner", "_version"):
         if wanted is None or key in wanted:
-            out[key] = row.get(key)
+            out[key] = get(key)
     if wanted is None or "_tags" in wanted:
-        out["_tags"] = row.get("_tags") or []
+        out["_tags"] = get("_tags") or []
     return out
 
 

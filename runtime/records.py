@@ -22,6 +22,7 @@ from engines.model import Entity
 
 from . import audit
 from . import system_tables as st
+from .bulk_insert import insert_rows
 from .catalog import Catalog, CompiledApp
 from .context import Context
 from .permissions import Access, access_for, check_filter_paths, require, row_filter
@@ -270,10 +271,14 @@ class RecordsService:
         return self.create_many(ctx, app_key, entity_key, [body], single=True, simulate=simulate)[0]
 
     def prepare_create(self, ctx: Context, capp: CompiledApp, entity_key: str, body: Any,
-                       access: Access, simulate: bool = False) -> RecordCall:
+                       access: Access, simulate: bool = False, *, state_field: Any = ...) -> RecordCall:
+        """One record's create call, coerced and through the pipeline. Batch callers pass the
+        entity's ``state_field`` (worked out once per batch)."""
         entity = capp.entity(entity_key)
         errors: dict[str, list[str]] = {}
-        values = coerce_body(capp, entity, body, access, state_field=self._state_field(capp, entity_key),
+        if state_field is ...:
+            state_field = self._state_field(capp, entity_key)
+        values = coerce_body(capp, entity, body, access, state_field=state_field,
                              may_set_owner=access.scope("update") == "all", errors=errors)
         rc = RecordCall(ctx, capp, entity, "create", values, written=set(values), errors=errors, simulate=simulate)
         rc.values.setdefault("owner", ctx.actor.id)
@@ -290,7 +295,9 @@ class RecordsService:
             raise ValidationFailed("Nothing to create / 没有可创建的记录", {"_body": ["empty list"]})
         if len(bodies) > MAX_BULK and not simulate:
             raise ValidationFailed(f"At most {MAX_BULK} records at once / 一次最多 {MAX_BULK} 条", {"_body": ["too many"]})
-        calls = [self.prepare_create(ctx, capp, entity_key, b, access, simulate) for b in bodies]
+        state_field = self._state_field(capp, entity_key)
+        calls = [self.prepare_create(ctx, capp, entity_key, b, access, simulate, state_field=state_field)
+                 for b in bodies]
         self._check_unique_and_links(ctx, capp, calls)
         self._raise_errors(calls, single)
         if simulate:
@@ -316,16 +323,20 @@ class RecordsService:
             numbers = next_numbers(ctx, capp, entity, f, len(calls))
             for rc, num in zip(calls, numbers, strict=True):
                 rc.values[f.key] = num
+        stamp = {"created_at": ctx.now, "updated_at": ctx.now, "created_by": ctx.actor.id,
+                 "updated_by": ctx.actor.id, "_version": 1}
+        # one statement for the whole batch; every row gets the same keys
+        present: set[str] = set()
+        for rc in calls:
+            present.update(rc.values)
+        keys = sorted((present & cols) - stamp.keys() - {"id", "owner"})
         rows = []
         for rc in calls:
-            row = {k: v for k, v in rc.values.items() if k in cols and k != "id"}
-            row.update(created_at=ctx.now, updated_at=ctx.now, created_by=ctx.actor.id, updated_by=ctx.actor.id,
-                       _version=1)
-            row.setdefault("owner", ctx.actor.id)
+            get = rc.values.get
+            row = {k: get(k) for k in keys}
+            row.update(stamp)
+            row["owner"] = get("owner", ctx.actor.id)
             rows.append(row)
-        # one statement for the whole batch; every row gets the same keys
-        keys = sorted(set().union(*(r.keys() for r in rows)))
-        rows = [{k: r.get(k) for k in keys} for r in rows]
         try:
             ids = insert_rows(ctx.conn, table, rows)
         except IntegrityError as exc:
@@ -336,7 +347,8 @@ class RecordsService:
             rc.values.update(row, id=rid)
         self._write_subtables(ctx, capp, entity, calls, replace=False)
         # one wire form per record serves the audit entry and the answer
-        wires = [to_wire(capp, entity, rc.values) for rc in calls] if (audit_each or answer) else []
+        stamps: dict = {}
+        wires = [to_wire(capp, entity, rc.values, stamps=stamps) for rc in calls] if (audit_each or answer) else []
         entries = []
         for i, rc in enumerate(calls):
             entries.append(audit.entry(at=ctx.now, user_id=ctx.actor.id, action="create", app=capp.key,
@@ -382,7 +394,8 @@ class RecordsService:
         subs = [f.key for f in entity.fields if f.type == "subtable"]
         if rows and subs and any(k not in rows[0] for k in subs):
             self._load_subtables(ctx, capp, entity, rows)
-        out = [to_wire(capp, entity, r, hidden=access.hidden, fields=fields) for r in rows]
+        stamps: dict = {}
+        out = [to_wire(capp, entity, r, hidden=access.hidden, fields=fields, stamps=stamps) for r in rows]
         for hook in self.hooks:
             hook.decorate(ctx, capp, entity_key, out)
         return out
@@ -573,27 +586,6 @@ class RecordsService:
         return refs
 
 
-def insert_rows(conn, table: sa.Table, rows: list[dict]) -> list[int]:
-    """Insert rows (all with the same keys) as one executemany; answers their new ids, in order.
-
-    An ordered ``RETURNING`` costs SQLite a statement per row and PostgreSQL an INSERT … SELECT …
-    ORDER BY per batch, several times a plain executemany; so ids are known another way there.
-    """
-    if conn.dialect.name == "sqlite":
-        # one writer at a time: the rowids one executemany gives are consecutive
-        conn.execute(table.insert(), rows)
-        last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-        return list(range(last - len(rows) + 1, last + 1))
-    if conn.dialect.name == "postgresql":
-        seq = sa.func.pg_get_serial_sequence(table.name, "id")
-        ids = sorted(conn.execute(sa.select(sa.func.nextval(seq)).select_from(
-            sa.func.generate_series(1, len(rows)))).scalars())
-        conn.execute(table.insert(), [{**r, "id": rid} for r, rid in zip(rows, ids, strict=True)])
-        return ids
-    result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
-    return [r[0] for r in result]
-
-
 def _can_reach(svc, ctx, capp, entity_key, record_id, scope, *, shares: bool = True) -> bool:
     table = capp.tables[entity_key]
     clause = row_filter(ctx.actor, capp, entity_key, scope, for_write=True, shares=shares)
@@ -644,7 +636,9 @@ def _fit(f, value):
 
 
 def _audit_values(wire: dict) -> dict:
-    return {k: v for k, v in wire.items() if k not in ("_tags",)}
+    values = dict(wire)
+    values.pop("_tags", None)
+    return values
 
 
 def _jsonable(value):
