@@ -161,6 +161,8 @@ def published_number(conn: Connection, key: str) -> int:
 
 def get_revision(conn: Connection, key: str, number: int) -> dict:
     app_row(conn, key)
+    if not 0 < number < 2**31:   # the column's range: a larger number names no revision
+        raise NotFound(f"No revision {number} of {key!r} / 版本不存在", {"revision": number})
     row = conn.execute(sa.select(revisions_table).where(revisions_table.c.app == key,
                                                         revisions_table.c.number == number)).mappings().first()
     if row is None:
@@ -209,3 +211,11 @@ def has_unpublished_changes(conn: Connection, key: str) -> bool:
     draft = get_draft(conn, key)
     latest = latest_revision(conn, key)
     return latest is None or latest[1] != draft
+
+
+def delete_app(conn: Connection, key: str) -> int:
+    """Remove the app's draft and every revision (an uninstall); answers the revisions removed."""
+    app_row(conn, key, for_update=True)
+    removed = conn.execute(revisions_table.delete().where(revisions_table.c.app == key)).rowcount
+    conn.execute(apps_table.delete().where(apps_table.c.key == key))
+    return removed

@@ -14,7 +14,7 @@ SYSTEM_FIELDS = ("id", "created_at", "created_by", "updated_at", "updated_by", "
 
 # Words our URLs use: entity keys cannot take them.
 URL_WORDS = frozenset({"draft", "publish", "revisions", "simulate", "reports", "dashboards", "export",
-                       "import", "board", "new", "tasks"})
+                       "import", "board", "new", "tasks", "uninstall"})
 
 
 @dataclass

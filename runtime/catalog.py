@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ class CompiledApp:
     tables: dict[str, sa.Table]
     subtables: dict[tuple[str, str], sa.Table]
     dialect: str = "sqlite"
+    created_at: datetime | None = None       # of the app's row: an app installed again is another app
     envs: dict[str, dict] = field(default_factory=dict)
     exprs: ex.ExpressionCache = field(default_factory=ex.ExpressionCache)
 
@@ -69,15 +71,21 @@ class Catalog:
         self._lock = threading.Lock()
 
     def get(self, conn: Connection, app_key: str) -> CompiledApp:
-        number = store.published_number(conn, app_key)
+        apps = store.apps_table
+        row = conn.execute(sa.select(apps.c.published_revision, apps.c.created_at)
+                           .where(apps.c.key == app_key)).first()
+        if row is None:
+            raise NotFound(f"No app {app_key!r} / 应用不存在", {"app": app_key})
+        number = row.published_revision
         if number == 0:
-            if not store.app_exists(conn, app_key):
-                raise NotFound(f"No app {app_key!r} / 应用不存在", {"app": app_key})
             raise NotFound(f"App {app_key!r} is not published yet / 应用尚未发布", {"app": app_key})
         cached = self._apps.get(app_key)
-        if cached is not None and cached.revision == number:
+        # an app uninstalled and installed again numbers its revisions from 1 again: its creation
+        # time tells the two apart
+        if cached is not None and cached.revision == number and cached.created_at == row.created_at:
             return cached
         compiled = self.load(conn, app_key, number)
+        compiled.created_at = row.created_at
         with self._lock:
             self._apps[app_key] = compiled
         return compiled

@@ -58,6 +58,16 @@ def _importable(f: Field) -> bool:
     return not REGISTRY[f.type].computed and f.type != "subtable" and REGISTRY[f.type].has_column
 
 
+def writable_fields(entity: Entity, access: Access, state_field: str | None) -> list[Field]:
+    """The fields a mapping may name for this user (what ``resolve_mapping`` accepts), in the
+    entity's order; ``owner`` last, for those who may reassign every record."""
+    out = [f for f in entity.fields if _importable(f) and f.key != state_field
+           and f.key not in access.hidden and f.key not in access.readonly]
+    if access.scope("update") == "all":
+        out.append(OWNER)
+    return out
+
+
 def resolve_mapping(capp: CompiledApp, entity: Entity, columns: list[str], given: dict | None,
                     access: Access, state_field: str | None) -> dict[int, str]:
     """column index -> field key, checked: unknown, computed, state, hidden and read-only fields refused."""

@@ -1,5 +1,5 @@
 """The runtime's own tables: people, tokens, audit/timeline, physical names, counters, timers,
-outbox, notifications, flow instances and shares.
+outbox, notifications, flow instances, shares and the import page's kept uploads.
 
 Record tables are not here: they are generated per entity by ``runtime.schema_sync``. The metadata
 store's tables live in ``builder.store``; ``create_all`` creates both sets.
@@ -239,6 +239,19 @@ saved_views = sa.Table(
     sa.Column("entity", sa.String(40), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("query", sa.Text, nullable=False),
+)
+
+import_uploads = sa.Table(   # files kept between the import page's steps (runtime.import_uploads)
+    "jimu_import_uploads", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_id", BigId, sa.ForeignKey("jimu_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("app", sa.String(40), nullable=False),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False, default=""),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_jimu_import_uploads_user", "user_id", "created_at"),
 )
 
 

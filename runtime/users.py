@@ -23,6 +23,7 @@ from engines.errors import Conflict, NotFound, PermissionDenied, RateLimited, Un
 from . import audit
 from . import system_tables as st
 from .context import Actor, Context
+from .ids import parse_id
 
 PLATFORM_ROLES = ("admin", "builder", "user")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@\-\u00c0-\uffff]{1,80}$")
@@ -137,10 +138,9 @@ def _set_memberships(conn, uid: int, teams, app_roles) -> None:
 
 
 def get_user(conn: Connection, uid: Any) -> dict:
-    try:
-        uid = int(uid)
-    except (TypeError, ValueError):
-        raise NotFound("No such user / 用户不存在") from None
+    uid = parse_id(uid)
+    if uid is None:
+        raise NotFound("No such user / 用户不存在")
     row = conn.execute(sa.select(st.users).where(st.users.c.id == uid)).first()
     if row is None:
         raise NotFound("No such user / 用户不存在", {"id": uid})
@@ -418,6 +418,16 @@ def logout_everywhere(conn: Connection, uid: int) -> None:
     conn.execute(st.users.update().where(st.users.c.id == uid).values(session_version=st.users.c.session_version + 1))
 
 
+def sign_out_everywhere(ctx: Context, uid: Any) -> dict:
+    """An admin ends every session of a user (API tokens stay valid: revoke them one by one)."""
+    require_admin(ctx)
+    user = get_user(ctx.conn, uid)
+    logout_everywhere(ctx.conn, user["id"])
+    audit.write(ctx.conn, at=_now(), user_id=ctx.actor.id, action="permission",
+                summary=f"signed out {user['name']} everywhere", details={"user_id": user["id"]})
+    return user
+
+
 # ---------------------------------------------------------------- tokens
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -470,20 +480,22 @@ def api_create_token(ctx: Context, body: Any) -> dict:
     return create_token(ctx.conn, ctx.actor.id, name, scope, apps, expires)
 
 
-def list_tokens(conn: Connection, user_id: int) -> list[dict]:
-    rows = conn.execute(sa.select(st.tokens).where(st.tokens.c.user_id == user_id, st.tokens.c.revoked_at.is_(None))
-                        .order_by(st.tokens.c.id))
+def list_tokens(conn: Connection, user_id: int, *, include_revoked: bool = False) -> list[dict]:
+    q = sa.select(st.tokens).where(st.tokens.c.user_id == user_id)
+    if not include_revoked:
+        q = q.where(st.tokens.c.revoked_at.is_(None))
     return [{"id": r.id, "name": r.name, "scope": r.scope, "apps": json.loads(r.apps) if r.apps else None,
              "expires_at": r.expires_at.isoformat() if r.expires_at else None,
              "created_at": r.created_at.isoformat(),
-             "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None} for r in rows]
+             "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
+            for r in conn.execute(q.order_by(st.tokens.c.id))]
 
 
 def revoke_token(ctx: Context, token_id: Any) -> None:
-    try:
-        tid = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such token / 令牌不存在") from None
+    tid = parse_id(token_id)
+    if tid is None:
+        raise NotFound("No such token / 令牌不存在")
     q = st.tokens.update().where(st.tokens.c.id == tid, st.tokens.c.revoked_at.is_(None))
     if not ctx.actor.is_admin:
         q = q.where(st.tokens.c.user_id == ctx.actor.id)

@@ -2,8 +2,8 @@
 without the ids the store assigned, and optionally its records as sample data.
 
 Export → import into a fresh database → export gives the identical pack. With data, the records
-become CSV rows in load order (targets of lookups first, lookups as row numbers); the fields the
-engines set are left out, as a pack's sample data never carries them. Writing the pack to a folder
+become CSV rows in load order (targets of lookups first, lookups as row numbers, a row after the
+rows of its own entity that it points at); the fields the engines set are left out, as a pack's sample data never carries them. Writing the pack to a folder
 or a zip is ``templates_library.loader.dump_pack``'s job; installing is ``templates_library.install``'s.
 """
 from __future__ import annotations
@@ -67,23 +67,65 @@ def _export_rows(conn: Connection, app_key: str, number: int, default_tz: str) -
                 by_parent.setdefault(r["parent_id"], []).append(dict(r))
             for r in rows:
                 r[f.key] = by_parent.get(r["id"], [])
-        numbers = {r["id"]: n for n, r in enumerate(rows, 1)}
-        row_of[entity_key] = numbers
         columns = [f for f in entity.fields if f.key not in banned
                    and (f.type != "lookup" or f.target in out or f.target == entity_key)]
-        csv_rows = []
-        for r in rows:
-            wire = to_wire(capp, entity, r)
+        self_keys = [f.key for f in columns if f.type == "lookup" and f.target == entity_key]
+        cells_of: dict[int, dict] = {}
+        kept = []
+        for r in self_ordered(rows, self_keys):
+            wire = r["_wire"] = to_wire(capp, entity, r)
             cells = {}
             for f in columns:
                 value = wire.get(f.key)
-                if f.type == "lookup" and value is not None:
-                    target_rows = numbers if f.target == entity_key else row_of[f.target]
-                    value = target_rows.get(value)
-                    if f.target == entity_key and value is not None and value >= numbers[r["id"]]:
-                        value = None    # a forward self-reference cannot load in order
-                cells[f.key] = cell_text(f, value)
+                if f.type == "lookup" and f.target != entity_key and value is not None:
+                    value = row_of[f.target].get(value)
+                cells[f.key] = "" if f.key in self_keys else cell_text(f, value)
+            # a row without a value is no CSV row (a reader skips it): it is left out, not numbered
+            if any(cells.values()) or any(wire.get(k) is not None for k in self_keys):
+                cells_of[r["id"]] = cells
+                kept.append(r)
+        numbers = {r["id"]: n for n, r in enumerate(kept, 1)}
+        row_of[entity_key] = numbers
+        csv_rows = []
+        for r in kept:
+            cells = cells_of[r["id"]]
+            for key in self_keys:
+                value = numbers.get(r["_wire"].get(key))
+                if value is not None and value >= numbers[r["id"]]:
+                    value = None    # only in a cycle of self-references: it cannot load in order
+                cells[key] = "" if value is None else str(value)
             csv_rows.append(cells)
         if csv_rows:
             out[entity_key] = csv_rows
+    return out
+
+
+def self_ordered(rows: list[dict], keys: list[str]) -> list[dict]:
+    """The rows in id order, except that a row comes after the rows it points at through a lookup
+    to its own entity (``keys``), so that the data loads in order; a cycle keeps id order."""
+    if not keys:
+        return rows
+    by_id = {r["id"]: r for r in rows}
+
+    def refs(r: dict):
+        return iter([r[k] for k in keys if r.get(k) is not None and r[k] != r["id"] and r[k] in by_id])
+
+    placed: set = set()
+    out: list[dict] = []
+    for first in rows:
+        if first["id"] in placed:
+            continue
+        stack = [(first, refs(first))]
+        on_stack = {first["id"]}
+        while stack:                          # depth first, without recursion: chains may be long
+            row, pending = stack[-1]
+            nxt = next((i for i in pending if i not in placed and i not in on_stack), None)
+            if nxt is None:
+                stack.pop()
+                on_stack.discard(row["id"])
+                placed.add(row["id"])
+                out.append(row)
+            else:
+                on_stack.add(nxt)
+                stack.append((by_id[nxt], refs(by_id[nxt])))
     return out

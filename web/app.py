@@ -53,6 +53,8 @@ def create_app(config: dict | None = None) -> Flask:
         "JIMU_TIMEZONE": os.environ.get("JIMU_TIMEZONE", "Asia/Shanghai"),
         "SECRET_KEY": os.environ.get("JIMU_SECRET_KEY") or secrets.token_hex(32),
         "JIMU_SMTP_URL": os.environ.get("JIMU_SMTP_URL"),
+        # the instance's own files (e.g. the exports uninstalls keep), beside the default jimu.db
+        "JIMU_DATA_DIR": os.environ.get("JIMU_DATA_DIR") or str(Path.cwd() / "jimu-data"),
         "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -72,10 +74,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api_bp)
     from .pages import register_pages
     register_pages(app)
+    from .pages_import import bp as import_page_bp
+    app.register_blueprint(import_page_bp)
     from .public import bp as public_bp
     app.register_blueprint(public_bp)
     from .public_surveys import bp as surveys_bp
     app.register_blueprint(surveys_bp)
+    from .pages_admin import bp as admin_bp
+    app.register_blueprint(admin_bp)
 
     @app.errorhandler(JimuError)
     def _jimu_error(exc: JimuError):

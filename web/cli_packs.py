@@ -1,4 +1,4 @@
-"""``jimu pack …``: list, plan, import and export template packs from the command line.
+"""``jimu pack …``: list, plan, import, export and uninstall template packs from the command line.
 
 A PATH is a pack folder, its ``pack.yaml``, a ``.zip``, or the name of a built-in pack. The work is
 ``templates_library.install``'s; this module parses arguments and prints.
@@ -115,12 +115,66 @@ def _pack_import(args, svc) -> int:
 
 
 def _pack_export(args, svc) -> int:
+    from templates_library.archive import full_export, write_full_export
     from templates_library.export import export_app
     from templates_library.loader import dump_pack
     with svc.engine.connect() as conn:
-        pack = export_app(conn, args.app, with_data=args.with_data, default_tz=svc.timezone)
-    out = dump_pack(pack, args.output)
+        if args.with_data:
+            full = full_export(conn, args.app, default_tz=svc.timezone)
+            pack = full.pack
+        else:
+            pack = export_app(conn, args.app, default_tz=svc.timezone)
+    out = write_full_export(full, args.output) if args.with_data else dump_pack(pack, args.output)
     print(f"Exported app {args.app} as pack {pack.name} {pack.version} to {out}.")
+    return 0
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"
+
+
+def _print_uninstall_plan(plan: dict) -> None:
+    pk = plan["pack"]
+    print(f"Uninstall app {plan['app']} ({plan['label']})" + (f", pack {pk['name']} {pk['version']}" if pk else "")
+          + " — plan / 卸载计划:")
+    print(f"  export to / 导出到: {plan['export']['target']}")
+    print(f"  records / 记录: {_counts(plan['records'])}")
+    print(f"  tables dropped / 删除的表: {len(plan['tables'])}")
+    for t in plan["tables"]:
+        print(f"    - {t['table']} ({t['entity']}{', retired' if t['retired'] else ''}): {t['rows']} rows")
+    meta = plan["metadata"]
+    print(f"  metadata / 元数据: {meta['revisions']} revisions and the draft"
+          + (" (with unpublished changes: kept in archive/draft.yaml)" if meta["draft_unpublished"] else ""))
+    print(f"  also removed / 一并删除: {_counts({k: v for k, v in plan['rows'].items() if k != 'tables'})}")
+    kept = plan["kept"]
+    print(f"  kept / 保留: {kept['audit_entries']} audit entries, {kept['outbox_delivered']} delivered messages")
+    recomputed = plan["export"]["recomputed_on_import"]
+    if recomputed:
+        print("  set again by a re-import (old values in archive/) / 重新导入时重新计算: "
+              + "; ".join(f"{e}: {', '.join(fs)}" for e, fs in recomputed.items()))
+    for e in plan["errors"]:
+        print(f"  ERROR {e['location']}: {e['message']}")
+
+
+def _pack_uninstall(args, svc) -> int:
+    from templates_library.uninstall import plan_uninstall, uninstall_app
+    target = Path(args.export)
+    if not args.yes:
+        with svc.engine.connect() as conn:
+            plan = plan_uninstall(Context(conn, SYSTEM), args.app, target)
+        _print_uninstall_plan(plan)
+        print("Nothing was changed: add --yes to export and uninstall / 未做任何更改；加 --yes 执行导出并卸载")
+        return 1 if plan["errors"] else 0
+    with svc.engine.begin() as conn:
+        out = uninstall_app(Context(conn, SYSTEM), svc.catalog, args.app, target, default_tz=svc.timezone)
+    export = out["export"]
+    print(f"Exported app {args.app} to {export['path']} and verified it / 已导出并校验: "
+          f"{_counts(export['records'])}")
+    print(f"Uninstalled app {args.app} / 已卸载: {_counts(out['removed'])}; the audit log keeps its history / "
+          f"审计日志保留")
+    for gap in export["archive_only"]:
+        print(f"  only in archive/ / 仅存于 archive/: {json.dumps(gap, ensure_ascii=False)}")
+    print(f"Install it again with / 重新安装: jimu pack import {export['path']} --with-sample-data")
     return 0
 
 
@@ -140,10 +194,11 @@ cmd_pack_list = _with_services(_pack_list)
 cmd_pack_plan = _with_services(_pack_plan)
 cmd_pack_import = _with_services(_pack_import)
 cmd_pack_export = _with_services(_pack_export)
+cmd_pack_uninstall = _with_services(_pack_uninstall)
 
 
 def add_pack_commands(sub) -> None:
-    s = sub.add_parser("pack", help="template packs: list, plan, import, export")
+    s = sub.add_parser("pack", help="template packs: list, plan, import, export, uninstall")
     psub = s.add_subparsers(dest="pack_command", required=True)
 
     p = psub.add_parser("list", help="built-in packs and installed apps with their versions")
@@ -164,6 +219,13 @@ def add_pack_commands(sub) -> None:
     p = psub.add_parser("export", help="write an app's latest published revision as a pack")
     p.add_argument("app")
     p.add_argument("-o", "--output", required=True, help="a folder, or a file ending in .zip")
-    p.add_argument("--with-data", action="store_true", help="include the records as sample data")
+    p.add_argument("--with-data", action="store_true", help="include the records as sample data (and archive/)")
     p.add_argument("--db")
     p.set_defaults(func=cmd_pack_export)
+
+    p = psub.add_parser("uninstall", help="export an app with all its records, then remove it (admins)")
+    p.add_argument("app")
+    p.add_argument("--export", required=True, help="a new or empty folder, or a file ending in .zip")
+    p.add_argument("--yes", action="store_true", help="do it; without --yes only the plan is printed")
+    p.add_argument("--db")
+    p.set_defaults(func=cmd_pack_uninstall)

@@ -181,3 +181,91 @@ JS_KEYS = JS_KEYS + (
     "Target field", "The record would be refused", "This %(kind)s report is edited as JSON in the app page.", "To",
     "Transitions", "Valid record", "Validation", "Why", "Width (1–12)", "Workflow %(name)s",
 )
+
+# the data import page
+ZH.update({
+    "Import": "导入", "Import %(entity)s": "导入%(entity)s", "Upload a file": "上传文件",
+    "Map the columns": "对应列与字段", "Result": "结果", "Options": "选项",
+    "Find existing records by": "按此字段查找已有记录",
+    "(no duplicate check: every row is a new record)": "（不查重：每行都新建记录）",
+    "A unique field: a row whose value already exists is a duplicate.": "唯一字段：值已存在的行视为重复。",
+    "A duplicate": "遇到重复时", "updates the existing record": "更新已有记录", "is skipped": "跳过该行",
+    "Rows with errors": "有错误的行", "All or nothing: one bad row and nothing is imported": "全部或全不：有一行出错就不导入任何数据",
+    "Skip bad rows and import the others": "跳过出错的行，导入其余的行",
+    "Dry run: nothing was written": "试运行：未写入任何数据", "Import finished": "导入完成",
+    "Nothing was imported": "未导入任何数据", "Rows processed": "已处理行数", "Records created": "新建记录",
+    "Records updated": "更新记录", "Rows skipped": "跳过的行", "Would be created": "将新建",
+    "Would be updated": "将更新", "Would be skipped": "将跳过",
+    "All or nothing: a file with bad rows imports nothing. %(n)s rows have no errors; fix the others, or choose to skip bad rows.":
+    "全部或全不：文件中有出错的行时不导入任何数据。%(n)s 行没有错误；请修正其余的行，或选择跳过出错的行。",
+    "Errors by line of the file (the header is line 1)": "按文件行号列出的错误（表头为第 1 行）",
+    "Line": "行号", "Column": "列", "The first %(n)s of %(total)s errors are shown.": "共 %(total)s 个错误，仅显示前 %(n)s 个。",
+    "CSV or XLSX file": "CSV 或 XLSX 文件",
+    "At most %(mb)s MB and %(rows)s rows. The first row names the columns. CSV in UTF-8 or GBK (as Excel saves it), separated by commas, tabs or semicolons; or an .xlsx workbook (its first sheet).":
+    "最大 %(mb)s MB、%(rows)s 行，第一行为列名。CSV 可为 UTF-8 或 GBK 编码（Excel 另存的格式），以逗号、制表符或分号分隔；"
+    "或 .xlsx 工作簿（读取第一个工作表）。",
+    "Upload and map the columns": "上传并对应列", "File: %(name)s": "文件：%(name)s",
+    "read as %(encoding)s": "按 %(encoding)s 编码读取",
+    "Choose the field each column goes into; columns set to “(ignore)” are not imported.":
+    "为每一列选择要导入的字段；设为“（忽略）”的列不会导入。",
+    "Import into": "导入到字段", "First value": "首个值", "(ignore)": "（忽略）", "(no name)": "（无列名）",
+    "Ignored: the column has no name": "已忽略：该列没有列名", "* required": "* 必填",
+    "The first %(n)s rows of the file": "文件的前 %(n)s 行", "The file has no rows below its header.": "文件在表头下面没有数据行。",
+    "Dry run": "试运行", "Upload another file": "上传其他文件",
+    "A dry run checks every row and writes nothing. A large file takes a while: the page answers when every row has been processed.":
+    "试运行会检查每一行，但不写入任何数据。大文件需要一些时间：所有行处理完后页面才会返回。",
+    "Show the records": "查看记录", "Import another file": "导入其他文件",
+    "This form cannot be read; open the import page again.": "无法读取该表单，请重新打开导入页面。",
+    "Choose a CSV or XLSX file.": "请选择一个 CSV 或 XLSX 文件。",
+})
+
+# admin pages (people, permissions, audit) and my API tokens
+ZH.update({
+    "Administration": "系统管理", "People": "人员", "Audit": "审计", "Audit log": "审计日志",
+    "My API tokens": "我的 API 令牌", "Admin": "管理员", "User": "用户", "Users": "用户", "Team": "团队",
+    "Teams": "团队", "Members": "成员", "Supervisor": "主管", "Parent team": "上级团队", "Platform role": "平台角色",
+    "App roles": "应用角色", "Display name": "显示名称", "Email": "邮箱", "Active": "启用", "Disabled": "已停用",
+    "Add user": "添加用户", "Add team": "添加团队", "Edit user %(name)s": "编辑用户 %(name)s",
+    "Edit team %(name)s": "编辑团队 %(name)s", "User %(name)s added": "已添加用户 %(name)s",
+    "User %(name)s saved": "已保存用户 %(name)s", "Team %(name)s added": "已添加团队 %(name)s",
+    "Team %(name)s saved": "已保存团队 %(name)s", "Nothing changed": "没有任何修改",
+    "Unknown app role: %(roles)s": "应用角色不存在：%(roles)s", "No teams yet": "暂无团队",
+    "Letters, digits and _ . @ - (中文 too); used to sign in.": "字母、数字和 _ . @ -（可用中文），用于登录。",
+    "New password (leave empty to keep it)": "新密码（留空则不修改）", "At least 8 characters.": "至少 8 个字符。",
+    "Changing it signs the user out everywhere.": "修改后该用户在所有设备上退出登录。",
+    "No published app names any role yet": "已发布的应用中还没有定义任何角色",
+    "Also kept (not offered here):": "另外保留（此处未列出）：", "Active (may sign in)": "启用（可以登录）",
+    "Sign %(name)s out of every session?": "让 %(name)s 在所有设备上退出登录？",
+    "Sign out everywhere": "在所有设备上退出", "%(name)s was signed out everywhere": "%(name)s 已在所有设备上退出登录",
+    "Ends every session of this user; API tokens stay valid.": "结束该用户的所有会话；API 令牌仍然有效。",
+    "Rules route to it as team:KEY; it cannot change later.": "规则以 team:键 分配给该团队，创建后不能修改。",
+    "A supervisor sees the records of the team and of its sub-teams.": "主管可以看到本团队及其下级团队的记录。",
+    "already taken": "已被占用", "last admin": "最后一个管理员", "must be true or false": "必须为是或否",
+    # permissions
+    "Who may do what in each published app, read from its published metadata. Scopes: own = the user's records, team = also those of their teams, all = every record.":
+    "各已发布应用中谁可以做什么，读取自已发布的元数据。范围：本人 = 用户自己的记录，团队 = 还包括其团队的记录，全部 = 所有记录。",
+    "none": "无", "own": "本人", "team": "团队", "all": "全部", "All entities": "所有实体", "Role": "角色",
+    "Read": "查看", "Update": "修改", "Export": "导出", "Hidden fields": "隐藏字段", "Read-only fields": "只读字段",
+    "Edit in the builder": "在构建器中编辑", "No published apps yet": "暂无已发布的应用",
+    "No permissions: every signed-in user may do everything in this app.": "未设置权限：所有已登录用户都可以在此应用中执行任何操作。",
+    "Roles without any entry (no access): %(roles)s": "没有任何权限条目的角色（无权访问）：%(roles)s",
+    # audit
+    "Metadata": "元数据", "Sign-in": "登录", "People and permissions": "人员与权限", "API token": "API 令牌",
+    "Share": "共享", "Import": "导入", "Any": "全部", "Record": "记录", "Since": "起始日期", "Action": "操作",
+    "Export CSV": "导出 CSV", "Where": "位置", "What changed": "变更内容", "and %(n)s more": "另有 %(n)s 项",
+    "No entries match": "没有符合条件的记录", "Newest": "最新", "Older": "更早",
+    "Fix the filters to see the log.": "请修正筛选条件后查看日志。", "Give a record number": "请填写记录编号（整数）",
+    "No such user": "用户不存在", "Give a date like 2026-01-31": "请填写日期，例如 2026-01-31",
+    # my API tokens
+    "A token acts as you on /api/v1 (send it as Authorization: Bearer TOKEN), narrowed to its scope and apps.":
+    "令牌在 /api/v1 上代表你操作（以 Authorization: Bearer 令牌 发送），仅限其范围和应用。",
+    "Token %(name)s created. Copy it now: it is shown only once.": "令牌 %(name)s 已创建。请立即复制：它只显示这一次。",
+    "Token": "令牌", "Scope": "范围", "Expires": "过期时间", "Last used": "最近使用", "Read only": "只读",
+    "Read and write": "读写", "All my apps": "我的所有应用", "Never": "永不过期", "Expired": "已过期",
+    "Revoked": "已撤销", "Revoke": "撤销", "Revoke %(name)s": "撤销 %(name)s", "Token revoked": "令牌已撤销",
+    "Revoke the token %(name)s? Programs using it stop working.": "撤销令牌 %(name)s？使用它的程序将无法继续访问。",
+    "No tokens yet": "暂无令牌", "Create a token": "创建令牌", "Create token": "创建令牌",
+    "Expires on": "过期日期", "Expires on (optional)": "过期日期（可选）",
+    "What uses it, e.g. the ERP sync.": "用途，例如 ERP 同步。", "None checked: every app you may use.": "不勾选：你可以使用的所有应用。",
+    "Unknown app: %(apps)s": "应用不存在：%(apps)s",
+})
