@@ -21,6 +21,8 @@ EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9\u00a1-\uffff](?:[A-Za-z0-9
 PHONE_RE = re.compile(r"^\+?[0-9 ()\-]+$")
 URL_RE = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
 MAX_TEXT = 100_000
+DATETIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+DATETIME_MAX = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 class FieldValueError(ValueError):
@@ -380,7 +382,14 @@ class DatetimeType(FieldType):
         if dt.tzinfo is None:
             # The records service attaches the app's time zone to naive values before this.
             dt = dt.replace(tzinfo=UTC)
-        return dt.astimezone(UTC)
+        try:
+            dt = dt.astimezone(UTC)
+        except OverflowError:
+            dt = None
+        # within a day of the calendar's ends, some time zone's wall clock would fall off it
+        if dt is None or not DATETIME_MIN <= dt <= DATETIME_MAX:
+            raise FieldValueError("must lie between 0001-01-02 and 9999-12-30 / 日期时间须在 0001-01-02 至 9999-12-30 之间")
+        return dt
 
     def to_wire(self, value, f, tz):
         return None if value is None else value.astimezone(tz).isoformat()

@@ -24,6 +24,7 @@ from . import audit, outbox
 from . import system_tables as st
 from .actions import resolve_users, system_actor
 from .context import Context
+from .ids import parse_id
 from .record_values import title_of
 
 DECISIONS = {"approve": "approved", "reject": "rejected"}
@@ -80,10 +81,9 @@ def request_approval(flows, ctx: Context, capp, entity, prev: dict, info, inst, 
 
 
 def _load_task(conn, task_id: Any):
-    try:
-        tid = int(task_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such task / 任务不存在", {"id": task_id}) from None
+    tid = parse_id(task_id)
+    if tid is None:
+        raise NotFound("No such task / 任务不存在", {"id": str(task_id)[:40]})
     row = conn.execute(sa.select(st.tasks).where(st.tasks.c.id == tid)).mappings().first()
     if row is None:
         raise NotFound("No such task / 任务不存在", {"id": tid})

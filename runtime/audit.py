@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from . import system_tables as st
 from .bulk_insert import insert_many
+from .ids import MAX_ID
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)   # built once: json.dumps(**kw) builds one per call
 
@@ -28,6 +29,17 @@ def entry(*, at: datetime, user_id: int | None, action: str, app: str | None = N
     return {"at": at, "user_id": user_id, "action": action, "app": app, "entity": entity,
             "record_id": record_id, "summary": (summary or "")[:500], "before": _dump(before),
             "after": _dump(after), "details": _dump(details)}
+
+
+def create_entries(*, at: datetime, user_id: int | None, app: str, entity: str,
+                   items: list[tuple[int, str, Any, Any]]) -> list[dict]:
+    """Entries of a batch of creates, from (record id, summary, after, details) each: ``entry``
+    without its per-call keyword handling, for the bulk paths."""
+    base = {"at": at, "user_id": user_id, "action": "create", "app": app, "entity": entity, "before": None}
+    encode = _ENCODER.encode
+    return [{**base, "record_id": rid, "summary": (summary or "")[:500],
+             "after": None if after is None else encode(after),
+             "details": None if details is None else encode(details)} for rid, summary, after, details in items]
 
 
 def write(conn: Connection, **kw) -> None:
@@ -118,6 +130,18 @@ def _strip_summary(summary: str | None, hidden) -> str | None:
 def query(conn: Connection, *, app: str | None = None, entity: str | None = None, record: int | None = None,
           user: int | None = None, since: datetime | None = None, action: str | None = None,
           limit: int = 100, before_id: int | None = None) -> list[dict]:
+    # ids come from query strings: one that no row can have must not reach the driver
+    if before_id is not None and before_id > MAX_ID:
+        before_id = None                      # every row comes before it
+    if any(v is not None and not 0 < v <= MAX_ID for v in (record, user, before_id)):
+        return []                             # no row has such an id
+    if since is not None:
+        try:
+            since = since.astimezone(UTC)
+        except OverflowError:                 # off the calendar in UTC (0001-01-01 at +08:00, 9999-12-31 at -05:00)
+            if since.year > 1:
+                return []                     # nothing was written after the end of time
+            since = None                      # everything was written after its start
     q = sa.select(st.audit)
     for col, val in ((st.audit.c.app, app), (st.audit.c.entity, entity), (st.audit.c.record_id, record),
                      (st.audit.c.user_id, user), (st.audit.c.action, action)):

@@ -23,6 +23,7 @@ from engines.model import Entity
 
 from . import audit
 from . import system_tables as st
+from .bulk_insert import gc_paused
 from .catalog import CompiledApp
 from .context import Context
 from .import_files import Sheet
@@ -340,7 +341,8 @@ def run_import(svc: RecordsService, ctx: Context, app_key: str, entity_key: str,
     try:
         for chunk in _chunks(sheet.rows, opts.batch):
             run.rows += len(chunk)
-            run.batch(chunk)
+            with gc_paused():
+                run.batch(chunk)
             if run.created >= next_analyze and ctx.conn.dialect.name == "postgresql":
                 # the table may have been analysed while (nearly) empty: without fresh statistics the
                 # planner would check the next batches' unique values by scanning the growing table

@@ -33,10 +33,12 @@ from engines.errors import ValidationFailed
 
 from . import audit
 from . import system_tables as st
+from .ids import MAX_ID
 
 log = logging.getLogger("jimu.outbox")
 
 CHANNELS = ("notify", "email", "webhook")
+MAX_MARK = 1000                      # notification ids marked read in one call
 MAX_ATTEMPTS = 5
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=6)
@@ -224,6 +226,8 @@ def deliveries(conn: Connection, *, status: str | None = None, app: str | None =
                record_id: int | None = None, limit: int = 100) -> list[dict]:
     """The delivery log: outbox rows newest first, with attempts and the last error."""
     o = st.outbox
+    if record_id is not None and not 0 < record_id <= MAX_ID:
+        return []                             # no record has such an id (nor can the driver bind it)
     q = sa.select(o).order_by(o.c.id.desc()).limit(max(1, min(int(limit), 500)))
     for col, value in ((o.c.status, status), (o.c.app, app), (o.c.record_id, record_id)):
         if value is not None:
@@ -267,7 +271,9 @@ def mark_read(conn: Connection, user_id: int, ids: Any = None, *, everything: bo
     n = st.notifications
     q = n.update().where(n.c.user_id == user_id, n.c.read_at.is_(None))
     if not everything:
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise ValidationFailed('Send {"ids": [1, 2]} or {"all": true} / 请提供通知编号列表或 all', {"ids": ["a list of ids"]})
-        q = q.where(n.c.id.in_(ids))
+        if not isinstance(ids, list) or len(ids) > MAX_MARK or \
+                not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValidationFailed('Send {"ids": [1, 2]} (at most 1000) or {"all": true} / 请提供通知编号列表或 all',
+                                   {"ids": ["a list of at most 1000 ids"]})
+        q = q.where(n.c.id.in_([i for i in ids if 0 < i <= MAX_ID]))   # others name no notification
     return conn.execute(q.values(read_at=_utc(now or datetime.now(UTC)))).rowcount

@@ -30,10 +30,27 @@ def require_builder(ctx: Context) -> None:
                                {"role": ctx.actor.role})
 
 
+def returning_entities(conn, app_key: str, latest: tuple[int, dict] | None, doc: dict,
+                       physical: dict[str, str]) -> dict[str, dict]:
+    """The entities ``doc`` brings back from retirement, each as its last revision defined it."""
+    current = {e.get("id") for e in (latest[1].get("entities") or [])} if latest else set()
+    wanted = {e.get("id") for e in doc.get("entities") or []} & set(physical) - current
+    found: dict[str, dict] = {}
+    for number in range(latest[0] - 1 if latest else 0, 0, -1):
+        if len(found) == len(wanted):
+            break
+        for entity in store.get_revision(conn, app_key, number).get("entities") or []:
+            if entity.get("id") in wanted:
+                found.setdefault(entity["id"], entity)
+    return found
+
+
 def make_plan(conn, app_key: str, doc: dict) -> dict:
     latest = store.latest_revision(conn, app_key)
     old = latest[1] if latest else None
-    ops = plan_schema_change(app_key, old, doc, load_physical(conn, app_key), load_retired(conn, app_key))
+    physical = load_physical(conn, app_key)
+    ops = plan_schema_change(app_key, old, doc, physical, load_retired(conn, app_key),
+                             returning_entities(conn, app_key, latest, doc, physical))
     diff = diff_apps(old, doc)
     warnings = []
     for change in diff["entities"]["changed"]:
@@ -51,7 +68,7 @@ def make_plan(conn, app_key: str, doc: dict) -> dict:
         "entities_retired": counts.get("retire_table", 0),
     }
     return {"from_revision": latest[0] if latest else 0, "operations": ops,
-            "steps": [describe(o) for o in ops if o["op"] not in ("create_index", "drop_index")],
+            "steps": [describe(o) for o in ops if o["op"] not in ("create_index", "drop_index", "park_column")],
             "summary": summary, "diff": diff, "where_used": warnings}
 
 

@@ -9,6 +9,7 @@ The engines plug in through ``RecordHooks``; HTTP lives in ``web``.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,10 @@ from engines.model import Entity
 
 from . import audit
 from . import system_tables as st
-from .bulk_insert import insert_rows
+from .bulk_insert import gc_paused, insert_rows
 from .catalog import Catalog, CompiledApp
 from .context import Context
+from .ids import parse_id
 from .permissions import Access, access_for, check_filter_paths, require, row_filter
 from .record_query import (
     decode_cursor,
@@ -108,10 +110,9 @@ class RecordsService:
 
     def load_row(self, ctx: Context, capp: CompiledApp, entity_key: str, record_id: Any, *, scope: str = "all",
                  for_write: bool = False) -> dict:
-        try:
-            rid = int(record_id)
-        except (TypeError, ValueError):
-            raise NotFound("No such record / 记录不存在", {"id": record_id}) from None
+        rid = parse_id(record_id)
+        if rid is None:
+            raise NotFound("No such record / 记录不存在", {"id": str(record_id)[:40]})
         table = capp.tables[entity_key]
         q = sa.select(table).where(table.c.id == rid)
         clause = row_filter(ctx.actor, capp, entity_key, scope, for_write=for_write)
@@ -172,10 +173,13 @@ class RecordsService:
             for f in plan["default_exprs"]:
                 if f.key not in rc.written and rc.values.get(f.key) is None:
                     self._eval_into(rc, f, f.default_expression)
-        self.compute_formulas(rc)
+        formulas = formula_order(rc.entity)
+        if formulas:
+            self.compute_formulas(rc)
         for hook in self.hooks:
             hook.before_write(rc)
-        self.compute_formulas(rc)
+        if formulas:
+            self.compute_formulas(rc)
         self._conditions(rc)
 
     def _eval_into(self, rc: RecordCall, f, text: str) -> None:
@@ -296,13 +300,14 @@ class RecordsService:
         if len(bodies) > MAX_BULK and not simulate:
             raise ValidationFailed(f"At most {MAX_BULK} records at once / 一次最多 {MAX_BULK} 条", {"_body": ["too many"]})
         state_field = self._state_field(capp, entity_key)
-        calls = [self.prepare_create(ctx, capp, entity_key, b, access, simulate, state_field=state_field)
-                 for b in bodies]
-        self._check_unique_and_links(ctx, capp, calls)
-        self._raise_errors(calls, single)
-        if simulate:
-            return [rc.values for rc in calls]
-        return self.write_created(ctx, capp, entity_key, calls, access)
+        with nullcontext() if single else gc_paused():
+            calls = [self.prepare_create(ctx, capp, entity_key, b, access, simulate, state_field=state_field)
+                     for b in bodies]
+            self._check_unique_and_links(ctx, capp, calls)
+            self._raise_errors(calls, single)
+            if simulate:
+                return [rc.values for rc in calls]
+            return self.write_created(ctx, capp, entity_key, calls, access)
 
     def _raise_errors(self, calls: list[RecordCall], single: bool) -> None:
         if single:
@@ -344,19 +349,18 @@ class RecordsService:
                            {"_body": [str(exc.orig).splitlines()[0][:200]]}) from exc
         for rc, rid, row in zip(calls, ids, rows, strict=True):
             rc.record_id = rid
-            rc.values.update(row, id=rid)
+            rc.values.update(stamp)
+            rc.values["owner"] = row["owner"]
+            rc.values["id"] = rid
         self._write_subtables(ctx, capp, entity, calls, replace=False)
         # one wire form per record serves the audit entry and the answer
         stamps: dict = {}
         wires = [to_wire(capp, entity, rc.values, stamps=stamps) for rc in calls] if (audit_each or answer) else []
-        entries = []
-        for i, rc in enumerate(calls):
-            entries.append(audit.entry(at=ctx.now, user_id=ctx.actor.id, action="create", app=capp.key,
-                                       entity=entity_key, record_id=rc.record_id,
-                                       summary=f"created {title_of(entity, rc.values)}",
-                                       after=_audit_values(wires[i]) if audit_each else None,
-                                       details={"trace": rc.trace} if rc.trace else None))
-        audit.write_many(ctx.conn, entries)
+        audit.write_many(ctx.conn, audit.create_entries(
+            at=ctx.now, user_id=ctx.actor.id, app=capp.key, entity=entity_key,
+            items=[(rc.record_id, f"created {title_of(entity, rc.values)}",
+                    _created_values(wires[i]) if audit_each else None,
+                    {"trace": rc.trace} if rc.trace else None) for i, rc in enumerate(calls)]))
         for rc in calls:
             for hook in self.hooks:
                 hook.after_write(rc)
@@ -635,6 +639,15 @@ def _fit(f, value):
     return value
 
 
+# what the audit row itself says (record, when, who) or what is no value of the record
+_NOT_CREATED_VALUES = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "_version", "_tags"})
+
+
+def _created_values(wire: dict) -> dict:
+    """A create's audit after-values: the values the record was created with."""
+    return {k: v for k, v in wire.items() if v is not None and v != [] and k not in _NOT_CREATED_VALUES}
+
+
 def _audit_values(wire: dict) -> dict:
     values = dict(wire)
     values.pop("_tags", None)
@@ -729,6 +742,6 @@ def search_clause(capp: CompiledApp, entity_key: str, text: str, hidden=frozense
         return sa.false()
     like = f"%{escaped}%"
     clauses = [col.ilike(like, escape="\\") for col in cols]
-    if term.isdigit():
-        clauses.append(table.c.id == int(term))
+    if (rid := parse_id(term)) is not None:
+        clauses.append(table.c.id == rid)
     return sa.or_(*clauses)

@@ -71,8 +71,15 @@ def due_at(rule: dict, value: Any, tz, after: datetime) -> datetime | None:
     try:
         delta = timedelta(days=float(offset.get("days", 0)), hours=float(offset.get("hours", 0)),
                           minutes=float(offset.get("minutes", 0)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+    try:
+        return _first_due(spec, value, delta, tz, after)
+    except OverflowError:                      # e.g. 30 days after 9999-12-31: a day no calendar has
+        return None
+
+
+def _first_due(spec: dict, value: Any, delta: timedelta, tz, after: datetime) -> datetime | None:
     if isinstance(value, datetime):
         base = value.astimezone(tz)
     elif isinstance(value, date):

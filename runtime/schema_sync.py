@@ -47,6 +47,10 @@ def retired_name(field_id: str) -> str:
     return f"_r_{field_id}"[:MAX_IDENT]
 
 
+def parked_name(field_id: str) -> str:
+    return f"_p_{field_id}"[:MAX_IDENT]
+
+
 def column_for(f: Field, *, fk_table: str | None = None) -> sa.Column:
     ft = REGISTRY[f.type]
     args = []
@@ -94,15 +98,20 @@ def wanted_indexes(table: str, fields: list[Field], *, subtable: bool = False) -
 
 
 def plan_schema_change(app_key: str, old_doc: dict | None, new_doc: dict,
-                       physical: dict[str, str], retired: dict[str, str]) -> list[dict]:
+                       physical: dict[str, str], retired: dict[str, str],
+                       returning: dict[str, dict] | None = None) -> list[dict]:
     """Operations that turn the tables of ``old_doc`` into those of ``new_doc``.
 
     ``physical`` maps entity/subtable ids to existing table names; ``retired`` maps retired field
-    ids to their hidden column names. Pure: reads nothing, writes nothing.
+    ids to their hidden column names; ``returning`` maps the ids of retired entities that
+    ``new_doc`` brings back to their definition when they were retired (their tables still have
+    those columns). Pure: reads nothing, writes nothing.
     """
     old_app = App.from_dict(old_doc) if old_doc else None
     new_app = App.from_dict(new_doc)
     old_entities = {e.id: e for e in (old_app.entities if old_app else [])}
+    # what each existing table holds: the last published entity, or the entity as it was retired
+    before = {eid: Entity.from_dict(raw) for eid, raw in (returning or {}).items()} | old_entities
     taken = set(physical.values())
     ops: list[dict] = []
     names: dict[str, str] = dict(physical)
@@ -137,7 +146,7 @@ def plan_schema_change(app_key: str, old_doc: dict | None, new_doc: dict,
                                 "fields": [s.raw for s in f.fields]})
     for entity in new_app.entities:
         table = names[entity.id]
-        old = old_entities.get(entity.id)
+        old = before.get(entity.id)
         created = entity.id not in physical
         old_fields = {f.id: f for f in old.fields} if old and not created else {}
         _plan_fields(ops, table, entity.key, entity.id, old_fields, entity.fields, retired, created, new_app)
@@ -168,6 +177,9 @@ def plan_schema_change(app_key: str, old_doc: dict | None, new_doc: dict,
 
 def _plan_fields(ops, table, entity_label, owner_id, old_fields: dict, new_fields: list[Field],
                  retired: dict[str, str], created: bool, app: App) -> None:
+    # Column names are freed before they are taken again: retirements, then renames, then new
+    # columns (a field removed and added back under its key, or two fields swapping keys).
+    retires, renames, adds, alters = [], [], [], []
     for f in new_fields:
         if not REGISTRY[f.type].has_column:
             continue
@@ -176,25 +188,31 @@ def _plan_fields(ops, table, entity_label, owner_id, old_fields: dict, new_field
         old = old_fields.get(f.id)
         if old is None:
             if f.id in retired:
-                ops.append({"op": "restore_column", "table": table, "entity": entity_label, "field_id": f.id,
-                            "from": retired[f.id], "to": f.key, "field": f.raw})
+                adds.append({"op": "restore_column", "table": table, "entity": entity_label, "field_id": f.id,
+                             "from": retired[f.id], "to": f.key, "field": f.raw})
             else:
-                ops.append({"op": "add_column", "table": table, "entity": entity_label, "field": f.raw,
-                            "column": f.key, "target": f.target if f.type == "lookup" else None})
+                adds.append({"op": "add_column", "table": table, "entity": entity_label, "field": f.raw,
+                             "column": f.key, "target": f.target if f.type == "lookup" else None})
             continue
         if old.key != f.key:
-            ops.append({"op": "rename_column", "table": table, "entity": entity_label, "field_id": f.id,
-                        "from": old.key, "to": f.key})
+            renames.append({"op": "rename_column", "table": table, "entity": entity_label, "field_id": f.id,
+                            "from": old.key, "to": f.key})
         old_type = str(REGISTRY[old.type].column_type(old)) if REGISTRY[old.type].has_column else None
         new_type = str(REGISTRY[f.type].column_type(f))
         if old.type != f.type or old_type != new_type:
-            ops.append({"op": "alter_type", "table": table, "entity": entity_label, "field_id": f.id,
-                        "column": f.key, "from": old.raw, "field": f.raw})
+            alters.append({"op": "alter_type", "table": table, "entity": entity_label, "field_id": f.id,
+                           "column": f.key, "from": old.raw, "field": f.raw})
     new_ids = {f.id for f in new_fields}
     for fid, old in old_fields.items():
         if fid not in new_ids and REGISTRY[old.type].has_column:
-            ops.append({"op": "retire_column", "table": table, "entity": entity_label, "field_id": fid,
-                        "owner_id": owner_id, "column": old.key, "to": retired_name(fid), "field": old.raw})
+            retires.append({"op": "retire_column", "table": table, "entity": entity_label, "field_id": fid,
+                            "owner_id": owner_id, "column": old.key, "to": retired_name(fid), "field": old.raw})
+    if {r["to"] for r in renames} & {r["from"] for r in renames}:
+        # keys passed round (a -> b, b -> a): every renamed column first steps aside
+        parked = [{"op": "park_column", "table": table, "field_id": r["field_id"], "from": r["from"],
+                   "to": parked_name(r["field_id"])} for r in renames]
+        renames = parked + [{**r, "via": parked_name(r["field_id"])} for r in renames]
+    ops.extend(retires + renames + adds + alters)
 
 
 def _plan_indexes(ops, table, old: dict, new: dict) -> None:
@@ -264,8 +282,8 @@ def apply_plan(conn: Connection, app_key: str, ops: list[dict], new_doc: dict) -
                 if tgt and tgt.id in physical:
                     op.create_foreign_key(fit_name("fk_", step["table"], f.id or f.key, salt="fk"),
                                           step["table"], physical[tgt.id], [f.key], ["id"])
-        elif kind == "rename_column":
-            op.alter_column(step["table"], step["from"], new_column_name=step["to"])
+        elif kind in ("rename_column", "park_column"):
+            op.alter_column(step["table"], step.get("via") or step["from"], new_column_name=step["to"])
         elif kind == "retire_column":
             _drop_indexes_on(conn, op, step["table"], step["column"])
             op.alter_column(step["table"], step["column"], new_column_name=step["to"])

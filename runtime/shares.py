@@ -19,18 +19,16 @@ from . import audit
 from . import system_tables as st
 from .catalog import CompiledApp
 from .context import Context
+from .ids import parse_id
 from .permissions import access_for, row_filter
 
 ACCESS = ("read", "edit")
 
 
 def _record_id(record_id: Any) -> int:
-    try:
-        rid = int(record_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such record / 记录不存在", {"id": record_id}) from None
-    if rid <= 0 or rid > 2**62:
-        raise NotFound("No such record / 记录不存在", {"id": record_id})
+    rid = parse_id(record_id)
+    if rid is None:
+        raise NotFound("No such record / 记录不存在", {"id": str(record_id)[:40]})
     return rid
 
 
@@ -144,10 +142,9 @@ def add_share(ctx: Context, capp: CompiledApp, entity_key: str, record_id: Any, 
 def remove_share(ctx: Context, capp: CompiledApp, entity_key: str, record_id: Any, share_id: Any) -> None:
     rid = _check(ctx, capp, entity_key, record_id, to_change=True)
     s = st.shares
-    try:
-        sid = int(share_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such share / 共享不存在", {"share_id": share_id}) from None
+    sid = parse_id(share_id)
+    if sid is None:
+        raise NotFound("No such share / 共享不存在", {"share_id": str(share_id)[:40]})
     row = ctx.conn.execute(sa.select(s).where(s.c.id == sid, s.c.app == capp.key, s.c.entity == entity_key,
                                               s.c.record_id == rid)).first()
     if row is None:

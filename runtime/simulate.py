@@ -5,7 +5,7 @@ The caller runs it inside a transaction that is rolled back, so even counters st
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from engines.errors import NotFound, ValidationFailed
@@ -14,6 +14,9 @@ from .context import Context
 from .permissions import require
 from .record_values import coerce_body, to_wire
 from .records import RecordCall, RecordsService
+
+SIMULATE_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+SIMULATE_UNTIL = datetime(9000, 12, 31, tzinfo=UTC)
 
 
 def simulate(svc: RecordsService, ctx: Context, app_key: str, body: Any) -> dict:
@@ -28,9 +31,14 @@ def simulate(svc: RecordsService, ctx: Context, app_key: str, body: Any) -> dict
     if body.get("at"):
         try:
             at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationFailed("at must be an ISO 8601 date and time / 时间格式无效", {"at": ["invalid"]}) from None
-        ctx = Context(ctx.conn, ctx.actor, at if at.tzinfo else at.replace(tzinfo=capp.tz))
+            at = at if at.tzinfo else at.replace(tzinfo=capp.tz)
+            # room for the SLA clocks and timers that run from it (they add days and years)
+            if not SIMULATE_FROM <= at.astimezone(UTC) <= SIMULATE_UNTIL:
+                raise ValueError("out of range")
+        except (ValueError, OverflowError):
+            raise ValidationFailed("at must be an ISO 8601 date and time between 1900 and 9000 / 时间格式无效",
+                                   {"at": ["invalid"]}) from None
+        ctx = Context(ctx.conn, ctx.actor, at)
     access = svc.access(ctx, capp, entity_key)
     require(access, "read", entity_key)
     entity = capp.entity(entity_key)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from engines.errors import Conflict, NotFound, PermissionDenied, RateLimited, Unauthorized, ValidationFailed
+from engines.field_types import DATETIME_MAX
 
 from . import audit
 from . import system_tables as st
@@ -28,6 +29,8 @@ from .ids import parse_id
 PLATFORM_ROLES = ("admin", "builder", "user")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@\-\u00c0-\uffff]{1,80}$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+APP_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+MAX_LIST = 1000                       # team keys or member names looked up in one query
 _hasher = PasswordHasher()   # stateless and thread-safe: parameters only
 THROTTLE_FAILS, THROTTLE_WINDOW = 10, timedelta(minutes=15)
 
@@ -75,17 +78,18 @@ def _validate_user_body(body: Any, *, partial: bool) -> dict:
             errors.setdefault("name", []).append("1–80 letters, digits, _ . @ - / 用户名格式无效")
     if "role" in body and body["role"] not in PLATFORM_ROLES:
         errors.setdefault("role", []).append(f"must be one of {', '.join(PLATFORM_ROLES)} / 平台角色无效")
-    if "teams" in body and (not isinstance(body["teams"], list) or not all(isinstance(t, str) for t in body["teams"])):
-        errors.setdefault("teams", []).append("must be a list of team keys / 必须是团队键列表")
+    if "teams" in body and (not isinstance(body["teams"], list) or len(body["teams"]) > MAX_LIST
+                            or not all(isinstance(t, str) for t in body["teams"])):
+        errors.setdefault("teams", []).append(f"must be a list of at most {MAX_LIST} team keys / 必须是团队键列表")
     if "app_roles" in body:
         ar = body["app_roles"]
-        if not isinstance(ar, dict) or not all(isinstance(k, str) and isinstance(v, list)
+        if not isinstance(ar, dict) or not all(isinstance(k, str) and APP_RE.match(k) and isinstance(v, list)
                                                and all(isinstance(x, str) and KEY_RE.match(x) for x in v)
                                                for k, v in ar.items()):
             errors.setdefault("app_roles", []).append('must be like {"complaints": ["agent"]} / 格式无效')
-    for k in ("display_name", "email", "locale"):
-        if k in body and body[k] is not None and (not isinstance(body[k], str) or len(body[k]) > 200):
-            errors.setdefault(k, []).append("must be text / 必须是文本")
+    for k, most in (("display_name", 200), ("email", 200), ("locale", 10)):   # the columns' widths
+        if k in body and body[k] is not None and (not isinstance(body[k], str) or len(body[k]) > most):
+            errors.setdefault(k, []).append(f"must be text of at most {most} characters / 必须是文本（最多 {most} 字）")
     if "active" in body and not isinstance(body["active"], bool):
         errors.setdefault("active", []).append("must be true or false")
     if "password" in body:
@@ -238,8 +242,10 @@ def _team_body(conn, body: Any, *, partial: bool, self_key: str | None = None) -
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             errors.setdefault("members", []).append("must be a list of user names / 必须是用户名列表")
         else:
-            found = {r.name: r.id for r in conn.execute(sa.select(st.users.c.name, st.users.c.id)
-                                                         .where(st.users.c.name.in_(names)))}
+            found = {}
+            for i in range(0, len(names), MAX_LIST):   # a database binds at most some 32k values at once
+                found.update({r.name: r.id for r in conn.execute(sa.select(st.users.c.name, st.users.c.id)
+                                                                 .where(st.users.c.name.in_(names[i:i + MAX_LIST])))})
             missing = [n for n in names if n not in found]
             if missing:
                 errors.setdefault("members", []).append(f"unknown user(s): {', '.join(missing)} / 用户不存在")
@@ -471,9 +477,12 @@ def api_create_token(ctx: Context, body: Any) -> dict:
             expires = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
             if expires.tzinfo is None:
                 expires = expires.replace(tzinfo=UTC)
+            expires = expires.astimezone(UTC)
             if expires <= _now():
                 errors.setdefault("expires_at", []).append("is in the past / 已过期")
-        except ValueError:
+            elif expires > DATETIME_MAX:     # shown in every time zone: a day's margin before year 10000
+                errors.setdefault("expires_at", []).append("must be before 9999-12-31 / 须早于 9999-12-31")
+        except (ValueError, OverflowError):     # OverflowError: 9999-12-31T23:59-14:00 is past year 9999 in UTC
             errors.setdefault("expires_at", []).append("must be an ISO 8601 date and time / 日期格式无效")
     if errors:
         raise ValidationFailed("Invalid token request / 令牌请求无效", errors)

@@ -20,6 +20,9 @@ from yaml.constructor import ConstructorError
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode
 
+# NUL (no PostgreSQL text holds it) and half of a UTF-16 pair ("\ud800": no encoder takes it)
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
 
 class PackYamlError(ValueError):
     """A YAML document a pack may not carry; ``line`` is 1-based when known."""
@@ -43,6 +46,13 @@ class _PackLoader(yaml.SafeLoader):
                 f"YAML aliases (*{event.anchor}) are not allowed in a pack: write the value out / "
                 f"模板包中不允许使用 YAML 别名，请直接写出取值", _line(event.start_mark))
         return super().compose_node(parent, index)
+
+    def construct_scalar(self, node):
+        value = super().construct_scalar(node)
+        if isinstance(value, str) and _NOT_TEXT.search(value):
+            raise PackYamlError("NUL or a lone UTF-16 surrogate (\\0, \\ud800-\\udfff) is not text / "
+                                "含有 NUL 或无效的 Unicode 代理字符", _line(node.start_mark))
+        return value
 
     def construct_mapping(self, node, deep=False):
         if not isinstance(node, MappingNode):
@@ -115,6 +125,8 @@ def load_yaml(text: str) -> Any:
         raise PackYamlError(f"invalid YAML: {exc} / YAML 语法错误") from exc
     except RecursionError:
         raise PackYamlError("YAML nested too deeply / YAML 嵌套层级过深") from None
+    except ValueError as exc:   # e.g. an integer of more digits than Python converts
+        raise PackYamlError(f"invalid YAML value: {exc} / YAML 取值无效") from None
     finally:
         loader.dispose()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from engines.errors import JimuError
+from engines.errors import BadRequest, JimuError
 from runtime.catalog import Catalog
 from runtime.db import create_db_engine
 from runtime.records import RecordsService
@@ -67,6 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     services = build_services(app.config["JIMU_DATABASE_URL"], app.config["JIMU_TIMEZONE"])
     app.extensions["jimu"] = services
 
+    app.before_request(_refuse_nul)
     from . import auth
     auth.init_app(app)
 
@@ -114,6 +115,19 @@ def create_app(config: dict | None = None) -> Flask:
             conn.close()
 
     return app
+
+
+def _refuse_nul() -> None:
+    """NUL is never text (no PostgreSQL column or search takes it): a path, query string or
+    urlencoded form holding one is refused before anything reads it (JSON bodies: api.util)."""
+    form = request.form if request.mimetype == "application/x-www-form-urlencoded" else None
+    if "\x00" in request.path or _holds_nul(request.args) or (form is not None and _holds_nul(form)):
+        raise BadRequest("The request holds a NUL character (%00), which is not text / 请求中含有 NUL 字符",
+                         {"_request": ["NUL"]})
+
+
+def _holds_nul(values) -> bool:
+    return any("\x00" in key or any("\x00" in v for v in values.getlist(key)) for key in values)
 
 
 def _wants_json() -> bool:

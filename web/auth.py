@@ -42,7 +42,8 @@ def csrf_token() -> str:
 def csrf_ok() -> bool:
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
     token = session.get("_csrf") or ""
-    return bool(token) and hmac.compare_digest(sent, token)
+    # compared as bytes: compare_digest refuses text with non-ASCII characters (any header may hold them)
+    return bool(token) and hmac.compare_digest(sent.encode("utf-8", "replace"), token.encode())
 
 
 def init_app(app: Flask) -> None:

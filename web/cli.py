@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
 from engines.errors import JimuError
 
 
@@ -56,6 +58,8 @@ def cmd_init(args) -> int:
 
 def cmd_user_add(args) -> int:
     from runtime import users
+    if args.team and not users.KEY_RE.match(args.team):
+        raise UserError(f"--team takes a team key (lowercase letters, digits, _), not {args.team!r} / 团队键格式无效")
     svc = _services(args)
     password = _read_password(args.password_file, f"Password for {args.name}: ")
     teams = [args.team] if args.team else []
@@ -100,6 +104,16 @@ def cmd_demo(args) -> int:
     return run_demo(args.db or f"sqlite:///{Path.cwd() / 'jimu-demo.db'}", port=args.port, host=args.host)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {text!r}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jimu", description="Jimu 积木: build your own CRM without code")
     sub = p.add_subparsers(dest="command", required=True)
@@ -113,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web app")
     s.add_argument("--db")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--port", type=_port, default=5000)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--no-scheduler", action="store_true")
     s.set_defaults(func=cmd_serve)
@@ -125,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="install the built-in packs with sample data and serve them")
     s.add_argument("--db")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--port", type=_port, default=5000)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("user", help="users")
@@ -171,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(details, dict):
             for k, v in list(details.items())[:50]:
                 print(f"  {k}: {v}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # a file or folder named on the command line that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"jimu: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (ArgumentError, OperationalError, InterfaceError) as exc:   # a database URL that does not open
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"jimu: cannot use the database: {reason} / 无法打开数据库", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -183,6 +183,8 @@ def refs_for(ctx, app_key: str, capp, entity: Entity, records: list[dict], field
     refs: dict = {}
     users_wanted: set = set()
     for f in fields:
+        if f.type not in ("user", "lookup"):
+            continue   # only ids name other rows (a multiselect's list is not even hashable)
         values = {r.get(f.key) for r in records} - {None}
         if not values:
             continue

@@ -16,6 +16,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from engines.errors import JimuError, NotFound, PermissionDenied, ValidationFailed
 from engines.field_types import REGISTRY
 from runtime import system_tables as st
+from runtime.ids import parse_id
 
 from .app import services
 from .auth import tx
@@ -169,7 +170,8 @@ def save_view(app_key, entity_key):
 def delete_view(app_key, entity_key, view_id):
     with tx() as ctx:
         v = st.saved_views
-        ctx.conn.execute(v.delete().where(v.c.id == view_id, v.c.user_id == ctx.actor.id))
+        if parse_id(view_id) is not None:   # a larger number names no view (and cannot be bound)
+            ctx.conn.execute(v.delete().where(v.c.id == view_id, v.c.user_id == ctx.actor.id))
     flash(_("View deleted"), "ok")
     return redirect(url_for("runtime.list_view", app_key=app_key, entity_key=entity_key))
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from engines.errors import BadRequest, PayloadTooLarge, RateLimited, ValidationFailed
 from runtime import public_forms as pfm
 
+from .api.util import refuse_non_text
 from .app import services
 from .auth import client_address, tx
 
@@ -45,6 +46,7 @@ def submit_api(token):
                 values = request.get_json(force=True)
             except Exception as exc:  # werkzeug raises its own BadRequest subclasses
                 raise BadRequest("The body is not valid JSON / 请求体不是有效的 JSON", {"_body": ["invalid JSON"]}) from exc
+            refuse_non_text(values)
         else:
             values = _form_values(pf, request.form, skip=())
         out = pfm.submit(services().records, services().catalog, ctx, token, values, client_address())

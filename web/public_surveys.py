@@ -14,6 +14,7 @@ from engines.errors import JimuError, ValidationFailed
 from runtime import surveys
 from runtime.context import Context
 
+from .api.util import refuse_non_text
 from .app import services
 
 bp = Blueprint("public_surveys", __name__)
@@ -31,7 +32,11 @@ def _error(exc: JimuError):
 
 def _body(fields) -> dict:
     if request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:    # nested deeper than the parser goes: not a body anyone sends
+            body = None
+        refuse_non_text(body)
         if not isinstance(body, dict):
             raise ValidationFailed("The body must be a JSON object / 请求体必须是对象", {"_body": ["must be an object"]})
         return body

@@ -99,6 +99,9 @@ class SqlCompiler:
             return compile_node(node)({}, self.ctx)
         except EvalError as exc:
             raise ExpressionError(exc.message, node.pos, self.text) from None
+        except Exception as exc:  # noqa: BLE001 - e.g. TODAY() - DAYS(10**9) falls off the calendar
+            raise ExpressionError(f"this part cannot be computed ({type(exc).__name__}) / 此部分无法计算",
+                                  node.pos, self.text) from None
 
     def literal(self, value, node: ir.Node, against=None) -> ColumnElement:
         if value is None:

@@ -175,6 +175,8 @@ def _is_number(value: object) -> bool:
 
 def _check_constant(node: ast.Constant, src: Source) -> None:
     value = node.value
+    if isinstance(value, str) and "\x00" in value:      # '\x00' or '\0': no database text holds NUL
+        raise src.error("text may not hold NUL (\\x00) / 文本中不能含有 NUL 字符", node)
     if value is None or isinstance(value, (bool, str)):
         return
     if _is_number(value):

@@ -164,7 +164,7 @@ def check_request_filters(params: dict | None) -> tuple[date | None, date | None
     owners = None
     if owner is not None:
         owners = list(owner) if isinstance(owner, list | tuple) else [owner]
-        if not owners or not all(isinstance(o, int) and not isinstance(o, bool) for o in owners):
+        if not owners or not all(isinstance(o, int) and not isinstance(o, bool) and 0 < o <= 2**62 for o in owners):
             msg = "owner must be a user id or a list of ids / owner 必须是用户编号"
             raise ValidationFailed(msg, {"owner": [msg]})
     return start, end, owners
@@ -176,10 +176,15 @@ def _day(value: Any, name: str) -> date | None:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     try:
-        return date.fromisoformat(str(value))
+        day = date.fromisoformat(str(value))
     except ValueError:
         msg = f"{name} must be a date YYYY-MM-DD / {name} 必须是 YYYY-MM-DD 格式的日期"
         raise ValidationFailed(msg, {name: [msg]}) from None
+    # the bound is local midnight (or the next one) in UTC: a day off either end of the calendar
+    if not date(1, 1, 2) <= day <= date(9999, 12, 30):
+        msg = f"{name} must lie between 0001-01-02 and 9999-12-30 / {name} 须在 0001-01-02 至 9999-12-30 之间"
+        raise ValidationFailed(msg, {name: [msg]})
+    return day
 
 
 def plain(value: Any, tz: tzinfo) -> Any:

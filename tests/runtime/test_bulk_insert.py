@@ -114,3 +114,21 @@ def test_a_python_side_default_falls_back_to_core(eng):
         insert_many(conn, t, [{"name": "a"}, {"name": "b"}])
     with eng.connect() as conn:
         assert [(r.name, r.kind) for r in conn.execute(sa.select(t).order_by(t.c.id))] == [("a", "plain"), ("b", "plain")]
+
+
+def test_collection_resumes_after_a_batch_even_a_failed_one():
+    import gc
+
+    from runtime.bulk_insert import gc_paused
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("the batch failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()     # turned off by someone else: left off
+    finally:
+        gc.enable()

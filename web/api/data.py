@@ -11,7 +11,7 @@ from runtime import import_files, importer, shares
 from ..app import services
 from ..auth import actor, tx
 from . import bp
-from .util import check_token_app, json_body, require_write
+from .util import check_token_app, has_non_text, json_body, require_write
 
 _YES = ("1", "true", "yes", "on")
 
@@ -57,6 +57,8 @@ def _import_options() -> importer.ImportOptions:
     if form.get("mapping", "").strip():
         try:
             mapping = json.loads(form["mapping"])
+            if has_non_text(mapping):
+                raise ValueError("NUL or a lone UTF-16 surrogate is not text")
         except ValueError:
             raise ValidationFailed('mapping must be JSON like {"列名": "field"} / 映射必须是 JSON',
                                    {"mapping": ["invalid JSON"]}) from None

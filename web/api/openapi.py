@@ -1,6 +1,8 @@
 """/api/v1/openapi.json: the API described from the published metadata, one schema per entity."""
 from __future__ import annotations
 
+import re
+
 from flask import jsonify
 
 from builder import store
@@ -11,6 +13,18 @@ from ..auth import tx
 from . import bp
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+INTEGER_PARAMS = ("id", "n", "share_id")
+
+
+def with_path_parameters(paths: dict) -> dict:
+    """Declare every ``{name}`` of a path as a required path parameter (OpenAPI demands it)."""
+    for path, item in paths.items():
+        names = re.findall(r"{(\w+)}", path)
+        if names:
+            item["parameters"] = [{"name": n, "in": "path", "required": True,
+                                   "schema": {"type": "integer" if n in INTEGER_PARAMS else "string"}}
+                                  for n in names]
+    return paths
 
 
 def entity_schema(entity) -> dict:
@@ -59,6 +73,7 @@ def openapi():
                 name = f"{capp.key}.{entity.key}"
                 schemas[name] = entity_schema(entity)
                 ref = {"$ref": f"#/components/schemas/{name}"}
+                one_or_many = {"oneOf": [ref, {"type": "array", "items": ref}]}
                 base = f"/apps/{capp.key}/{entity.key}"
                 paths[base] = {
                     "get": {"summary": f"List {entity.label}", "parameters": [
@@ -67,9 +82,9 @@ def openapi():
                         "responses": {"200": {"description": "a page of records"}, "4XX": {"content": {
                             "application/json": {"schema": ERROR}}}}},
                     "post": {"summary": f"Create {entity.label}", "requestBody": {"content": {
-                        "application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref}]}}}},
-                        "responses": {"201": {"description": "created", "content": {
-                            "application/json": {"schema": ref}}}}}}
+                        "application/json": {"schema": one_or_many}}},
+                        "responses": {"201": {"description": "created (a list for a list)", "content": {
+                            "application/json": {"schema": one_or_many}}}}}}
                 paths[base + "/{id}"] = {
                     "get": {"summary": f"Read {entity.label}", "responses": {"200": {"content": {
                         "application/json": {"schema": ref}}, "description": "the record"}}},
@@ -77,7 +92,7 @@ def openapi():
                         {"name": "If-Match", "in": "header", "schema": {"type": "string"}}]},
                     "delete": {"summary": f"Delete {entity.label}"}}
     return jsonify({"openapi": "3.1.0", "info": {"title": "Jimu API", "version": "1"},
-                    "servers": [{"url": "/api/v1"}], "paths": paths,
+                    "servers": [{"url": "/api/v1"}], "paths": with_path_parameters(paths),
                     "components": {"schemas": schemas, "securitySchemes": {
                         "bearer": {"type": "http", "scheme": "bearer"}}},
                     "security": [{"bearer": []}]})
