@@ -12,34 +12,11 @@ import pytest
 from runtime.context import SYSTEM, Context
 from templates_library.install import export_app, import_pack
 from templates_library.loader import dump_pack, list_builtin_packs, load_pack
-from tests.conftest import drop_pg_schema, make_pg_url
-from web.app import build_services
 
 from .pack_helpers import pack_files, write_folder
 
 NOW = datetime(2026, 3, 16, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 PACKS = list_builtin_packs()
-
-
-@pytest.fixture
-def fresh_services(db_url, tmp_path):
-    """A second, empty database on the same back end as ``db_url``."""
-    made = []
-
-    def _make():
-        if db_url.startswith("sqlite"):
-            url, schema = f"sqlite:///{tmp_path}/fresh{len(made)}.db", None
-        else:
-            url, schema = make_pg_url()
-        svc = build_services(url, "Asia/Shanghai")
-        made.append((svc, schema))
-        return svc
-
-    yield _make
-    for svc, schema in made:
-        svc.engine.dispose()
-        if schema:
-            drop_pg_schema(schema)
 
 
 def install(svc, pack, **kw):

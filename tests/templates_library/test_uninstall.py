@@ -20,34 +20,12 @@ from runtime import system_tables as st
 from runtime.context import SYSTEM, Actor, Context
 from templates_library.loader import load_pack
 from templates_library.uninstall import plan_uninstall, uninstall_app
-from tests.conftest import drop_pg_schema, make_pg_url
 from web.app import build_services
 
 from .pack_helpers import pack_files, write_folder
 from .uninstall_support import app_rows, install, install_helpdesk, record_values, snapshot
 
 COMPLAINTS = "complaint_handling"
-
-
-@pytest.fixture
-def fresh_services(db_url, tmp_path):
-    """A second, empty database on the same back end as ``db_url``."""
-    made = []
-
-    def _make():
-        if db_url.startswith("sqlite"):
-            url, schema = f"sqlite:///{tmp_path}/fresh{len(made)}.db", None
-        else:
-            url, schema = make_pg_url()
-        svc = build_services(url, "Asia/Shanghai")
-        made.append((svc, schema))
-        return svc
-
-    yield _make
-    for svc, schema in made:
-        svc.engine.dispose()
-        if schema:
-            drop_pg_schema(schema)
 
 
 @pytest.fixture
