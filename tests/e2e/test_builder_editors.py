@@ -75,3 +75,30 @@ def test_rule_editor_inline_errors_simulation_and_flow_diagram(page, server):
     assert any(t["key"] == "lose" and t["to"] == "lost" for t in draft["flows"][0]["transitions"])
     screenshot(page, "builder-flow-diagram.png")
     assert not page.watch.dialogs and not page.watch.errors and not page.watch.foreign
+
+
+def test_editors_save_and_refuse_through_one_path(page, server):
+    api = server.api()
+    assert api.post("/apps", {**APP, "app": "editors2"})[0] == 201
+    assert api.post("/apps/editors2/publish", {})[0] == 200
+    login(page)
+    # a new report, saved and previewed
+    page.goto("/builder/editors2/edit/reports")
+    page.click("#add-report")
+    page.click("#preview-report")
+    page.wait_for_function("document.getElementById('reports-status').textContent.includes('所有更改已保存')")
+    page.locator("#report-preview img.chart").wait_for()
+    assert page.locator("#unpublished-badge").is_visible()
+    st, draft = api.get("/apps/editors2/draft")
+    assert st == 200 and [r["key"] for r in draft["reports"]] == ["report_1"]
+    # a rule the draft refuses: nothing saved, the problems said
+    page.goto("/builder/editors2/edit/rules")
+    page.get_by_role("button", name="编辑 lead_score").click()
+    condition = page.locator("#rule-form fieldset.rows-editor .expr-prop input.expr").first
+    condition.fill("source == ")
+    page.click("#save-rules")
+    page.wait_for_function("document.getElementById('rules-status').textContent.includes('草稿未保存')")
+    assert page.locator("#rules-errors, #rule-form").get_by_role("alert").count() >= 1
+    st, draft = api.get("/apps/editors2/draft")
+    assert draft["rules"][0]["components"][0]["condition"] == "source == 'web'"
+    assert not page.watch.dialogs and not page.watch.errors and not page.watch.foreign

@@ -52,6 +52,22 @@ export async function saveDraft(app, draft) {
   return { ok: false, errors };
 }
 
+// Save the draft and say how it went: the status line, the error slots and the "unpublished"
+// badge. Answers the saved draft, or null when it was refused.
+export async function saveAndShow(app, draft, status, slots) {
+  status.textContent = t('Saving…');
+  const out = await saveDraft(app, draft);
+  if (!out.ok) {
+    status.textContent = t('The draft was not saved: %(n)s problems', { n: out.errors.length });
+    slots.show(out.errors);
+    return null;
+  }
+  slots.clear();
+  status.textContent = t('All changes saved');
+  document.getElementById('unpublished-badge').hidden = false;
+  return out.draft;
+}
+
 // An expression input checked live: the message and a caret under the character at fault.
 export function exprInput({ app, entity, label, value, expect, allowPrev, onchange, location, slots }) {
   const id = nextId('expr');

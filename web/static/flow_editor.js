@@ -3,7 +3,7 @@
 // text), its SLA policies and the app's calendars as validated JSON; saved through PUT /draft.
 import { el, readJSON, t } from './jimu.js';
 import {
-  ErrorSlots, exprInput, joinList, jsonInput, rowsEditor, saveDraft, selectInput, splitList, textInput,
+  ErrorSlots, exprInput, joinList, jsonInput, rowsEditor, saveAndShow, selectInput, splitList, textInput,
 } from './editor_common.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -156,17 +156,7 @@ function drawForm() {
 }
 
 async function save() {
-  status.textContent = t('Saving…');
-  const out = await saveDraft(data.app, draft);
-  if (out.ok) {
-    draft = out.draft;
-    slots.clear();
-    status.textContent = t('All changes saved');
-    document.getElementById('unpublished-badge').hidden = false;
-  } else {
-    status.textContent = t('The draft was not saved: %(n)s problems', { n: out.errors.length });
-    slots.show(out.errors);
-  }
+  draft = (await saveAndShow(data.app, draft, status, slots)) || draft;
 }
 
 if (data) {

@@ -3,7 +3,7 @@
 // POST /reports/preview (table + chart image); dashboards as widgets (report + width 1–12) that
 // can be reordered. Saved through PUT /draft.
 import { api, el, errorText, readJSON, t } from './jimu.js';
-import { ErrorSlots, exprInput, rowsEditor, saveDraft, selectInput, textInput } from './editor_common.js';
+import { ErrorSlots, exprInput, rowsEditor, saveAndShow, selectInput, textInput } from './editor_common.js';
 
 const data = readJSON('editor-data');
 const AGGS = ['count', 'count_distinct', 'sum', 'avg', 'min', 'max'];
@@ -58,18 +58,9 @@ function drawForm() {
 }
 
 async function save() {
-  status.textContent = t('Saving…');
-  const out = await saveDraft(data.app, draft);
-  if (out.ok) {
-    draft = out.draft;
-    slots.clear();
-    status.textContent = t('All changes saved');
-    document.getElementById('unpublished-badge').hidden = false;
-    return true;
-  }
-  status.textContent = t('The draft was not saved: %(n)s problems', { n: out.errors.length });
-  slots.show(out.errors);
-  return false;
+  const saved = await saveAndShow(data.app, draft, status, slots);
+  if (saved) draft = saved;
+  return saved !== null;
 }
 
 function resultTable(result) {

@@ -3,7 +3,7 @@
 // server's errors next to their location; and the simulate panel (a sample record dry-run).
 import { api, el, errorText, readJSON, t } from './jimu.js';
 import {
-  ErrorSlots, exprInput, joinList, jsonInput, nextId, rowsEditor, saveDraft, selectInput, splitList, textInput,
+  ErrorSlots, exprInput, joinList, jsonInput, nextId, rowsEditor, saveAndShow, selectInput, splitList, textInput,
 } from './editor_common.js';
 
 const data = readJSON('editor-data');
@@ -116,17 +116,7 @@ function drawForm() {
 }
 
 async function save() {
-  status.textContent = t('Saving…');
-  const out = await saveDraft(data.app, draft);
-  if (out.ok) {
-    draft = out.draft;
-    slots.clear();
-    status.textContent = t('All changes saved');
-    document.getElementById('unpublished-badge').hidden = false;
-  } else {
-    status.textContent = t('The draft was not saved: %(n)s problems', { n: out.errors.length });
-    slots.show(out.errors);
-  }
+  draft = (await saveAndShow(data.app, draft, status, slots)) || draft;
 }
 
 // ---------------------------------------------------------------- simulate panel
