@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa  # noqa: E402
+from bench_db import bench_database, published  # noqa: E402
 
-from runtime import import_files, importer, publish  # noqa: E402
+from runtime import import_files, importer  # noqa: E402
 from runtime import system_tables as st  # noqa: E402
 from runtime.context import SYSTEM, Context  # noqa: E402
-from web.app import build_services  # noqa: E402
 
 APP = {"app": "bench_imp", "label": "bench", "entities": [{"key": "customer", "label": "客户", "title_field": "name",
                                                           "fields": [
@@ -56,15 +54,6 @@ def core_rows(n: int) -> list[dict]:
     return [{"name": f"客户{i}", "code": f"C{i:07}", "email": f"u{i}@example.cn", "level": "key" if i % 3 else "normal",
              "revenue": Decimal(f"{(i * 37) % 100000}.50"), "employees": i % 500, "since": date(2026, 1, 1 + i % 28),
              "vip": bool(i % 2), "created_at": now, "updated_at": now, "_version": 1} for i in range(n)]
-
-
-def setup(url: str):
-    svc = build_services(url, "Asia/Shanghai")
-    with svc.engine.begin() as conn:
-        ctx = Context(conn, SYSTEM)
-        publish.create_app(ctx, APP)
-        publish.publish(ctx, svc.catalog, "bench_imp")
-    return svc
 
 
 def empty(svc) -> None:
@@ -108,18 +97,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--postgres")
     args = p.parse_args()
-    eng = schema = None
-    if args.postgres:
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        base = args.postgres.replace("postgresql://", "postgresql+psycopg://")
-        eng = sa.create_engine(base)
-        with eng.begin() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))   # generated name
-        url = f"{base}?options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    try:
-        svc = setup(url)
+    with bench_database(args.postgres) as url:
+        svc = published(url, APP)
         data, typed = csv_bytes(args.rows), core_rows(args.rows)
         imports, cores = [], []
         for _ in range(args.runs):
@@ -132,12 +111,6 @@ def main() -> None:
         print(f"CSV import (pipeline)  : {i:10.0f} rows/s (median)")
         print(f"ratio core/import      : {c / i:10.2f}x   (target <= 4x)")
         svc.engine.dispose()
-    finally:
-        if eng is not None:
-            with eng.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            eng.dispose()
-
 
 if __name__ == "__main__":
     main()

@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
 
-from runtime import publish  # noqa: E402
+from bench_db import bench_database, published  # noqa: E402
+
 from runtime.context import SYSTEM, Context  # noqa: E402
-from web.app import build_services  # noqa: E402
 
 APP = {"app": "bench", "label": "bench", "entities": [{"key": "lead", "label": "线索", "title_field": "name", "fields": [
     {"key": "name", "type": "text", "label": "名称", "required": True},
@@ -38,15 +36,6 @@ def rows(n: int, offset: int = 0) -> list[dict]:
     src = ["website", "expo", "referral"]
     return [{"name": f"客户{i + offset}", "email": f"u{i + offset}@example.cn", "source": src[i % 3],
              "budget": f"{(i * 37) % 100000}.50", "visits": i % 20, "since": "2026-01-15"} for i in range(n)]
-
-
-def setup(url: str):
-    svc = build_services(url, "Asia/Shanghai")
-    with svc.engine.begin() as conn:
-        ctx = Context(conn, SYSTEM)
-        publish.create_app(ctx, APP)
-        publish.publish(ctx, svc.catalog, "bench")
-    return svc
 
 
 def bench_service(svc, n: int) -> float:
@@ -100,30 +89,19 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--postgres")
     args = p.parse_args()
-    if args.postgres:
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        base = args.postgres.replace("postgresql://", "postgresql+psycopg://")
-        eng = sa.create_engine(base)
-        with eng.begin() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{base}?options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    svc = setup(url)
-    service, core = [], []
-    for _ in range(args.runs):
-        core.append(bench_core(svc, args.rows))
-        service.append(bench_service(svc, args.rows))
-    s, c = statistics.median(service), statistics.median(core)
-    print(f"database: {svc.engine.dialect.name}, rows per run: {args.rows}, runs: {args.runs}")
-    print(f"raw Core insert      : {c:10.0f} rows/s (median)")
-    print(f"records service bulk : {s:10.0f} rows/s (median)")
-    print(f"ratio core/service   : {c / s:10.2f}x   (target <= 3x on SQLite)")
-    print(f"API single create p50: {api_latency(url):10.2f} ms")
-    if args.postgres:
-        with eng.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-
+    with bench_database(args.postgres) as url:
+        svc = published(url, APP)
+        service, core = [], []
+        for _ in range(args.runs):
+            core.append(bench_core(svc, args.rows))
+            service.append(bench_service(svc, args.rows))
+        s, c = statistics.median(service), statistics.median(core)
+        print(f"database: {svc.engine.dialect.name}, rows per run: {args.rows}, runs: {args.runs}")
+        print(f"raw Core insert      : {c:10.0f} rows/s (median)")
+        print(f"records service bulk : {s:10.0f} rows/s (median)")
+        print(f"ratio core/service   : {c / s:10.2f}x   (target <= 3x on SQLite)")
+        print(f"API single create p50: {api_latency(url):10.2f} ms")
+        svc.engine.dispose()
 
 if __name__ == "__main__":
     main()
